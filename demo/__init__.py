@@ -1,0 +1,1 @@
+"""Offline demo x402 seller (see demo/server.py)."""

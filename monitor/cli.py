@@ -1,0 +1,256 @@
+"""The `monitor` command: subcommands over the library; the only composition root.
+
+Exit codes: 0 the command ran (whatever the endpoints answered), 2 configuration or usage error.
+Errors the user can fix print one line per problem and no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from monitor.config import Config, format_duration, load_config
+from monitor.models import CheckResult, MonitorError, ProbeFacts
+from monitor.probe import Prober
+from monitor.service import probe_round
+from monitor.stats import EndpointFigures, figures_of
+from monitor.store import Store, StoredEndpoint
+from monitor.urls import is_http_url, normalise_url
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the process exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        result: int = args.handler(args)
+    except MonitorError as error:
+        for line in str(error).splitlines():
+            print(f"error: {line}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    return result
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="monitor", description="Health monitor and directory indexer for x402-paid APIs."
+    )
+    parser.add_argument(
+        "--log-level", default="warning", choices=["debug", "info", "warning", "error"]
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    check_config = commands.add_parser("check-config", help="validate a config file")
+    _config_argument(check_config)
+    check_config.set_defaults(handler=_check_config)
+
+    check = commands.add_parser("check", help="probe every endpoint once and show the figures")
+    _config_argument(check)
+    check.add_argument("--json", action="store_true", help="print JSON Lines, one per endpoint")
+    check.add_argument(
+        "--endpoint",
+        action="append",
+        metavar="URL",
+        help="probe only this endpoint (repeatable); it must be in the config or the database",
+    )
+    check.set_defaults(handler=_check)
+    return parser
+
+
+def _config_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config", type=Path, default=Path("config.yaml"), help="config file (config.yaml)"
+    )
+
+
+def _load(path: Path) -> Config:
+    return load_config(path, os.environ)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    probe = config.probe
+    print(f"{args.config}: valid")
+    print(f"  database       {config.database_url(args.config.parent)}")
+    print(f"  server         {config.server.listen}")
+    print(f"  site           {config.site.output_dir} -> {config.site.base_url}")
+    print(
+        f"  probe          every {format_duration(probe.interval)}, timeout "
+        f"{format_duration(probe.timeout)}, concurrency {probe.concurrency}, "
+        f"{probe.per_host} per host, private addresses "
+        f"{'allowed' if probe.allow_private_addresses else 'refused'}"
+    )
+    thresholds = config.thresholds
+    print(
+        f"  thresholds     down after {thresholds.down_after} hard failures, recover after "
+        f"{thresholds.recover_after} passes, latency budget "
+        f"{format_duration(thresholds.latency_budget)}"
+    )
+    print(f"  retention      raw checks {format_duration(config.retention.raw)}")
+    print(f"  endpoints      {len(config.endpoints)}")
+    for endpoint in config.endpoints:
+        print(f"    {endpoint.method or 'auto':7} {endpoint.url}")
+    return EXIT_OK
+
+
+def _check(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    store = Store.open(config.database_url(args.config.parent))
+    try:
+        now = _now()
+        store.sync_config_endpoints([endpoint.to_spec() for endpoint in config.endpoints], now)
+        endpoints = _selected(store, args.endpoint)
+        results = asyncio.run(_probe(store, endpoints, config, show_progress=not args.json))
+        figures = store.window_figures([endpoint.id for endpoint in endpoints], _now())
+        refreshed = {endpoint.id: endpoint for endpoint in store.endpoints()}
+        rows = []
+        for endpoint, result in results:
+            stored = refreshed[endpoint.id]
+            window = figures.get(endpoint.id)
+            if window is None:
+                raise MonitorError(f"no checks stored for {endpoint.spec.url}")
+            rows.append(
+                (
+                    stored,
+                    result,
+                    figures_of(
+                        stored.state,
+                        window.counts,
+                        window.p50_ms,
+                        window.p95_ms,
+                        _now(),
+                        offers_stable=window.offers_stable,
+                    ),
+                )
+            )
+    finally:
+        store.close()
+    if args.json:
+        for stored, result, endpoint_figures in rows:
+            print(json.dumps(check_json(stored, result, endpoint_figures), sort_keys=True))
+    else:
+        _print_table(rows)
+    return EXIT_OK
+
+
+def _selected(store: Store, urls: list[str] | None) -> list[StoredEndpoint]:
+    if not urls:
+        return store.endpoints()
+    for url in urls:
+        if not is_http_url(url):
+            raise MonitorError(f"--endpoint {url}: not an http(s) URL")
+    wanted = {normalise_url(url) for url in urls}
+    endpoints = store.endpoints(wanted)
+    missing = wanted - {endpoint.spec.url for endpoint in endpoints}
+    if missing:
+        raise MonitorError(
+            f"--endpoint {sorted(missing)[0]}: not in the config or the database "
+            "(add it under endpoints: in the config)"
+        )
+    return endpoints
+
+
+async def _probe(
+    store: Store, endpoints: list[StoredEndpoint], config: Config, *, show_progress: bool
+) -> list[tuple[StoredEndpoint, CheckResult]]:
+    progress = Progress(
+        TextColumn("probing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+        disable=not show_progress,
+    )
+    with progress:
+        task = progress.add_task("probing", total=len(endpoints))
+
+        def advance(_facts: ProbeFacts) -> None:
+            progress.advance(task)
+
+        async with Prober(config.probe, clock=_now) as prober:
+            report = await probe_round(store, prober, endpoints, config, advance)
+    return report.checks
+
+
+def check_json(
+    endpoint: StoredEndpoint, result: CheckResult, figures: EndpointFigures
+) -> dict[str, Any]:
+    """Return the `monitor check --json` object of one endpoint."""
+    return {
+        "url": endpoint.spec.url,
+        "slug": endpoint.slug,
+        "method": result.method,
+        "method_guessed": result.method_guessed,
+        "checked_at": result.checked_at.isoformat(),
+        "outcome": result.outcome.value,
+        "status": figures.status.value,
+        "http_status": result.http_status,
+        "latency_ms": _rounded(result.latency_ms),
+        "x402_version": result.x402_version,
+        "payment_requirements_valid": result.payment_requirements_valid,
+        "consecutive_failures": figures.consecutive_failures,
+        "last_healthy": figures.last_healthy_at.isoformat() if figures.last_healthy_at else None,
+        "uptime_30d": figures.uptime_30d,
+        "reachability_30d": figures.reachability_30d,
+        "p50_ms": _rounded(figures.p50_ms),
+        "p95_ms": _rounded(figures.p95_ms),
+        "score": figures.score,
+        "error": result.error,
+        "findings": [finding.as_dict() for finding in result.findings],
+    }
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+_STATUS_STYLE = {"healthy": "green", "degraded": "yellow", "down": "red", "unknown": "dim"}
+
+
+def _print_table(rows: list[tuple[StoredEndpoint, CheckResult, EndpointFigures]]) -> None:
+    table = Table(title=f"x402 monitor: {len(rows)} endpoints checked")
+    for column in ("endpoint", "status", "HTTP", "latency", "outcome", "first finding"):
+        table.add_column(column, overflow="fold")
+    for endpoint, result, figures in rows:
+        status = figures.status.value
+        first = next(iter(result.findings), None)
+        table.add_row(
+            f"{result.method} {endpoint.spec.url}",
+            f"[{_STATUS_STYLE[status]}]{status}[/]",
+            "-" if result.http_status is None else str(result.http_status),
+            "-" if result.latency_ms is None else f"{result.latency_ms:.0f} ms",
+            result.outcome.value,
+            f"{first.severity}: {first.message}" if first else (result.error or ""),
+        )
+    console = Console()
+    if not console.is_terminal:
+        # Piped output: do not fold URLs at the 80 columns rich assumes without a terminal.
+        console = Console(width=200)
+    console.print(table)

@@ -1,0 +1,130 @@
+"""The private SQLModel tables, schema version and migrations, and value conversions.
+
+Only the store package imports this module.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy.engine import make_url
+from sqlmodel import Field, SQLModel
+
+from monitor.models import JsonValue, Status
+
+SCHEMA_VERSION = 1
+
+
+class SchemaRow(SQLModel, table=True):
+    __tablename__ = "monitor_schema"
+    id: int = Field(default=1, primary_key=True)
+    version: int
+
+
+class EndpointRow(SQLModel, table=True):
+    __tablename__ = "endpoints"
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(unique=True, index=True)
+    url: str
+    method: str | None = None
+    body_json: str | None = None
+    has_body: bool = False
+    title: str | None = None
+    category: str | None = None
+    facilitator: str | None = None
+    input_schema_json: str | None = None
+    source: str = "config"
+    in_config: bool = False
+    first_seen_at: datetime
+    # Learned from the latest decoded challenge.
+    challenge_input_json: str | None = None
+    challenge_output_json: str | None = None
+    # Current state (advanced by every check, see stats.advance).
+    status: str = Status.UNKNOWN.value
+    consecutive_failures: int = 0
+    consecutive_hard: int = 0
+    consecutive_passes: int = 0
+    conclusive_checks: int = 0
+    non_hard_checks: int = 0
+    recovering: bool = False
+    last_outcome: str | None = None
+    last_checked_at: datetime | None = None
+    last_healthy_at: datetime | None = None
+    next_check_at: datetime | None = Field(default=None, index=True)
+    last_http_status: int | None = None
+    last_latency_ms: float | None = None
+    last_error: str | None = None
+    x402_version: int | None = None
+    payment_requirements_valid: bool | None = None
+
+
+class CheckRow(SQLModel, table=True):
+    __tablename__ = "checks"
+    id: int | None = Field(default=None, primary_key=True)
+    endpoint_id: int = Field(foreign_key="endpoints.id", ondelete="CASCADE")
+    checked_at: datetime
+    outcome: str
+    method: str
+    method_guessed: bool = False
+    http_status: int | None = None
+    latency_ms: float | None = None
+    error: str | None = None
+    x402_version: int | None = None
+    payment_requirements_valid: bool | None = None
+    findings_json: str | None = None
+    offer_key: str | None = None
+    """Price, asset and payTo of the first valid offer: stability compares these."""
+
+
+class FlipRow(SQLModel, table=True):
+    __tablename__ = "flips"
+    id: int | None = Field(default=None, primary_key=True)
+    endpoint_id: int = Field(foreign_key="endpoints.id", index=True, ondelete="CASCADE")
+    at: datetime
+    from_status: str
+    to_status: str
+    reason: str
+
+
+INDEXES = (
+    "CREATE INDEX IF NOT EXISTS ix_checks_endpoint_time ON checks (endpoint_id, checked_at)",
+    "CREATE INDEX IF NOT EXISTS ix_checks_time ON checks (checked_at)",
+)
+
+Migration = Callable[[Connection], None]
+MIGRATIONS: dict[int, Migration] = {}
+"""Steps from version N-1 to N, applied in order on open; version 1 is the initial schema."""
+
+
+def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def dump(value: JsonValue) -> str | None:
+    return None if value is None else json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def load(value: str | None) -> JsonValue:
+    return None if value is None else json.loads(value)
+
+
+def from_db_text(moment: datetime | str | None) -> datetime | None:
+    """Read a datetime from a raw SQL aggregate (SQLite returns MIN() of a column as text)."""
+    if moment is None:
+        return None
+    if isinstance(moment, str):
+        return datetime.fromisoformat(moment).replace(tzinfo=UTC)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def safe_url(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)

@@ -1,0 +1,213 @@
+"""Register every finding code of the x402 checks: severity, meaning and the owner's fix.
+
+One table (`CODES`) so that pages and the README can be generated from, and checked against, it;
+`finding()` refuses unregistered codes. Pure: stdlib only.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from monitor.models import Finding, JsonValue, Severity
+
+_E, _W, _I = Severity.ERROR, Severity.WARNING, Severity.INFO
+
+
+class Rule(NamedTuple):
+    """What a finding code means and how the endpoint's owner fixes it."""
+
+    severity: Severity
+    meaning: str
+    fix: str
+
+
+CODES: dict[str, Rule] = {
+    # Finding the challenge
+    "challenge-missing": Rule(
+        _E,
+        "402 without a PAYMENT-REQUIRED header or a JSON challenge body",
+        "send the v2 PAYMENT-REQUIRED header or a v1 JSON body",
+    ),
+    "body-html": Rule(
+        _E,
+        "402 body is HTML and there is no PAYMENT-REQUIRED header",
+        "answer API clients with JSON or add the PAYMENT-REQUIRED header",
+    ),
+    "body-not-json": Rule(
+        _E,
+        "402 body is not JSON and there is no PAYMENT-REQUIRED header",
+        "send the challenge as a JSON object",
+    ),
+    "body-not-object": Rule(
+        _E, "402 body is JSON but not an object", "send the challenge as a JSON object"
+    ),
+    "header-empty": Rule(
+        _W,
+        "PAYMENT-REQUIRED header is present but empty",
+        "put the base64 JSON challenge in it or drop it",
+    ),
+    "header-large": Rule(
+        _W,
+        "PAYMENT-REQUIRED header exceeds 8 KB",
+        "keep it under 8 KB: many servers and proxies reject larger headers",
+    ),
+    "header-too-large": Rule(
+        _E,
+        "PAYMENT-REQUIRED header exceeds the monitor's size limit",
+        "shorten the challenge (move descriptions out of the header)",
+    ),
+    "header-not-base64": Rule(
+        _E, "PAYMENT-REQUIRED header is not base64", "base64-encode the JSON challenge"
+    ),
+    "header-not-json": Rule(
+        _E,
+        "PAYMENT-REQUIRED header does not decode to UTF-8 JSON",
+        "base64-encode a UTF-8 JSON object",
+    ),
+    "header-not-object": Rule(
+        _E, "PAYMENT-REQUIRED header decodes to JSON that is not an object", "encode a JSON object"
+    ),
+    "json-too-deep": Rule(
+        _E, "challenge JSON nests deeper than the monitor accepts", "flatten the challenge"
+    ),
+    # Envelope
+    "version-invalid": Rule(
+        _E,
+        "x402Version is missing or not the number 1 or 2",
+        "set x402Version to the JSON number 1 or 2",
+    ),
+    "v2-in-body": Rule(
+        _W,
+        "x402Version 2 challenge found only in the body",
+        "send v2 challenges in the PAYMENT-REQUIRED header",
+    ),
+    "error-missing": Rule(
+        _W, "v1 challenge without the `error` string the v1 spec requires", "add an `error` message"
+    ),
+    "resource-missing": Rule(
+        _E, "v2 challenge without a `resource` object", "add resource: {url, description, mimeType}"
+    ),
+    "resource-invalid": Rule(
+        _E, "v2 `resource` is not an object", "make resource an object with a non-empty `url`"
+    ),
+    "accepts-empty": Rule(
+        _E, "`accepts` lists no payment option", "list at least one payment option"
+    ),
+    "accepts-too-many": Rule(
+        _W,
+        "`accepts` lists more offers than the monitor checks",
+        "list fewer payment options (clients try them in order)",
+    ),
+    "offers-partly-invalid": Rule(
+        _E,
+        "some `accepts` entries are invalid (others are valid)",
+        "fix or remove the invalid entries",
+    ),
+    # One accepts[] entry (or an envelope field)
+    "offer-not-object": Rule(
+        _E, "an `accepts` entry is not an object", "make every entry a payment-requirements object"
+    ),
+    "field-missing": Rule(_E, "a required field is missing", "add the field"),
+    "field-type": Rule(_E, "a field has the wrong JSON type", "use the type the spec requires"),
+    "field-empty": Rule(_E, "a required string is empty", "fill in the value"),
+    "description-empty": Rule(_W, "v1 `description` is empty", "describe what the payment buys"),
+    "amount-not-string": Rule(
+        _E, "the amount is a JSON number, not a string", 'quote it: "10000" (atomic units)'
+    ),
+    "amount-invalid": Rule(
+        _E, "the amount is not a string of digits", 'use atomic units as digits only, e.g. "10000"'
+    ),
+    "amount-zero": Rule(_E, "the amount is zero", "charge a positive amount"),
+    "timeout-invalid": Rule(
+        _E,
+        "maxTimeoutSeconds is not a positive whole number",
+        "set a positive integer number of seconds, e.g. 60",
+    ),
+    "timeout-long": Rule(
+        _W, "maxTimeoutSeconds is above one hour", "use a shorter payment validity window"
+    ),
+    "extra-null": Rule(_W, "`extra` is null", "omit `extra` or make it an object"),
+    "extra-not-object": Rule(_E, "`extra` is not an object", "make `extra` an object"),
+    "network-unknown": Rule(
+        _W,
+        "v1 network name not in the list of known x402 networks",
+        "use a known v1 network name, e.g. base",
+    ),
+    "network-ambiguous": Rule(
+        _I,
+        "v1 network name maps to different chain ids in different SDKs",
+        "prefer v2 with an explicit CAIP-2 id",
+    ),
+    "network-not-caip2": Rule(
+        _E, "v2 network is not a CAIP-2 id", "use a CAIP-2 id, e.g. eip155:8453"
+    ),
+    "network-noncanonical": Rule(
+        _E,
+        "v2 Solana network is not one of the genesis-hash ids",
+        "use solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp for mainnet",
+    ),
+    "resource-not-url": Rule(
+        _E,
+        "v1 `resource` is not an absolute http(s) URL",
+        "set the absolute URL of the paid resource",
+    ),
+    "hybrid-fields": Rule(
+        _W,
+        "entry mixes v1 and v2 field names",
+        "use only the field names of the declared x402Version",
+    ),
+    # Safety net
+    "challenge-unreadable": Rule(
+        _E,
+        "the monitor failed to read this challenge (a monitor bug)",
+        "report it to the monitor's maintainers",
+    ),
+}
+
+
+def registry_markdown() -> str:
+    """Return the registry as a Markdown table (code, severity, meaning, fix) for docs and pages.
+
+    Pipes in the texts are escaped so every row keeps four cells.
+    """
+    rows = ["| code | severity | meaning | fix |", "|---|---|---|---|"]
+    for code, rule in CODES.items():
+        cells = [f"`{code}`", str(rule.severity), rule.meaning, rule.fix]
+        rows.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return "\n".join(rows) + "\n"
+
+
+def finding(code: str, path: str, problem: str, fix: str | None = None) -> Finding:
+    """Build a Finding of a registered code; the message is `problem; fix`.
+
+    `fix` defaults to the registry's fix, so every message tells the owner what to change.
+    Raises KeyError for an unregistered code (a programming error caught by the tests).
+    """
+    rule = CODES[code]
+    return Finding(code, rule.severity, f"{problem}; {fix or rule.fix}", path)
+
+
+def as_int(value: JsonValue) -> int | None:
+    """Return a JSON integer as int (integral floats such as 60.0 too), else None (bools too)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def type_name(value: JsonValue) -> str:
+    """Return the JSON type name of a decoded value, for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"

@@ -1,0 +1,282 @@
+"""Validate a decoded x402 challenge with small rule functions (reference §8).
+
+Rules live in `ENVELOPE_RULES` (the challenge object) and `OFFER_RULES` (one `accepts` entry);
+add a rule by appending a function that yields Findings of a code registered in `codes.CODES`.
+Pure: stdlib only.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from monitor.models import Finding, JsonValue
+from monitor.x402.codes import CODES, as_int, finding, type_name
+from monitor.x402.networks import (
+    AMBIGUOUS_V1_NETWORKS,
+    SOLANA_NETWORKS,
+    V1_NETWORKS,
+    is_ambiguous,
+    is_caip2,
+)
+
+__all__ = ["CODES", "ENVELOPE_RULES", "OFFER_RULES", "OfferContext"]
+
+# Envelope rules -------------------------------------------------------------------------------
+
+EnvelopeRule = Callable[[Mapping[str, JsonValue], int], Iterator[Finding]]
+"""A check of the whole challenge object, given its x402Version (or the inferred vocabulary)."""
+
+
+def check_error(doc: Mapping[str, JsonValue], version: int) -> Iterator[Finding]:
+    """Require v1's `error` string (warning when missing); any `error` present must be a string."""
+    if "error" not in doc:
+        if version == 1:
+            yield finding("error-missing", "error", "error message missing")
+    elif not isinstance(doc["error"], str):
+        yield finding(
+            "field-type", "error", f"error is {type_name(doc['error'])}", "make `error` a string"
+        )
+
+
+def check_resource(doc: Mapping[str, JsonValue], version: int) -> Iterator[Finding]:
+    """Require v2's top-level `resource` object with a non-empty `url` string."""
+    if version != 2:
+        return
+    if "resource" not in doc or doc["resource"] is None:
+        yield finding("resource-missing", "resource", "resource missing")
+        return
+    resource = doc["resource"]
+    if not isinstance(resource, Mapping):
+        yield finding(
+            "resource-invalid",
+            "resource",
+            f"resource is {type_name(resource)}",
+            "make resource an object {url, description, mimeType}",
+        )
+        return
+    yield from required_string(resource, "url", "resource.url", "set the resource's absolute URL")
+
+
+def check_accepts(doc: Mapping[str, JsonValue], version: int) -> Iterator[Finding]:
+    """Require `accepts` to be a non-empty list."""
+    if "accepts" not in doc:
+        yield finding("field-missing", "accepts", "accepts missing", "list the payment options")
+    elif not isinstance(doc["accepts"], list):
+        yield finding(
+            "field-type",
+            "accepts",
+            f"accepts is {type_name(doc['accepts'])}",
+            "make accepts an array of payment options",
+        )
+    elif not doc["accepts"]:
+        yield finding("accepts-empty", "accepts", "accepts is empty")
+
+
+def check_extensions(doc: Mapping[str, JsonValue], version: int) -> Iterator[Finding]:
+    """Require `extensions`, when present, to be an object."""
+    if "extensions" in doc and not isinstance(doc["extensions"], Mapping):
+        yield finding(
+            "field-type",
+            "extensions",
+            f"extensions is {type_name(doc['extensions'])}",
+            "make extensions an object or omit it",
+        )
+
+
+ENVELOPE_RULES: list[EnvelopeRule] = [check_error, check_resource, check_accepts, check_extensions]
+
+
+# Offer rules ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OfferContext:
+    """One `accepts[index]` entry (already known to be an object) and its challenge's version."""
+
+    entry: Mapping[str, JsonValue]
+    index: int
+    version: int
+
+    def path(self, key: str) -> str:
+        """Return the JSON path of `key` inside this entry, e.g. `accepts[0].payTo`."""
+        return f"accepts[{self.index}].{key}"
+
+    @property
+    def amount_key(self) -> str:
+        """Return the amount field of this version: `amount` (v2) or `maxAmountRequired` (v1)."""
+        return "amount" if self.version == 2 else "maxAmountRequired"
+
+
+OfferRule = Callable[[OfferContext], Iterator[Finding]]
+"""A check of one `accepts` entry; every finding's path starts with `accepts[i]`."""
+
+_FIELD_FIXES = {
+    "scheme": 'set the payment scheme, e.g. "exact"',
+    "network": 'set the network, e.g. "base" (v1) or "eip155:8453" (v2)',
+    "asset": "set the token contract address",
+    "payTo": "set the wallet address that receives the payment",
+    "resource": "set the absolute URL of the paid resource",
+}
+_DIGITS = re.compile(r"[0-9]+")
+_LONG_TIMEOUT_S = 3600
+
+
+def required_string(
+    obj: Mapping[str, JsonValue], key: str, path: str, fix: str
+) -> Iterator[Finding]:
+    """Yield field-missing / field-type / field-empty unless `obj[key]` is a non-blank string."""
+    if key not in obj or obj[key] is None:
+        yield finding("field-missing", path, f"{path} missing", fix)
+    elif not isinstance(obj[key], str):
+        yield finding("field-type", path, f"{path} is {type_name(obj[key])}", fix)
+    elif not obj[key].strip():
+        yield finding("field-empty", path, f"{path} empty", fix)
+
+
+def check_required_strings(ctx: OfferContext) -> Iterator[Finding]:
+    """Require non-empty `scheme`, `network`, `asset`, `payTo` (and v1 `resource`) strings."""
+    keys = ["scheme", "network", "asset", "payTo"] + (["resource"] if ctx.version == 1 else [])
+    for key in keys:
+        yield from required_string(ctx.entry, key, ctx.path(key), _FIELD_FIXES[key])
+
+
+def check_amount(ctx: OfferContext) -> Iterator[Finding]:
+    """Require the version's amount field as a string of ASCII digits, greater than zero."""
+    key = ctx.amount_key
+    path = ctx.path(key)
+    value = ctx.entry.get(key)
+    if value is None:
+        yield finding(
+            "field-missing", path, f"{path} missing", 'set the price in atomic units, e.g. "10000"'
+        )
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        yield finding(
+            "amount-not-string",
+            path,
+            f"{path} must be a string, got {value!r}",
+            f'send "{value}" in quotes if it is in atomic units',
+        )
+    elif not isinstance(value, str) or _DIGITS.fullmatch(value) is None:
+        shown = repr(value) if isinstance(value, str) else type_name(value)
+        yield finding("amount-invalid", path, f"{path} is {shown[:40]}, not digits")
+    elif int(value.lstrip("0") or "0") == 0:
+        yield finding("amount-zero", path, f"{path} is 0")
+
+
+def check_timeout(ctx: OfferContext) -> Iterator[Finding]:
+    """Require `maxTimeoutSeconds` as a positive integer (60.0 accepted); warn above one hour."""
+    path = ctx.path("maxTimeoutSeconds")
+    value = ctx.entry.get("maxTimeoutSeconds")
+    if value is None:
+        yield finding("field-missing", path, f"{path} missing", CODES["timeout-invalid"].fix)
+    elif (seconds := as_int(value)) is None or seconds <= 0:
+        shown = repr(value) if isinstance(value, int | float | str) else type_name(value)
+        yield finding("timeout-invalid", path, f"{path} is {shown[:40]}")
+    elif seconds > _LONG_TIMEOUT_S:
+        yield finding("timeout-long", path, f"{path} is {seconds} s")
+
+
+def check_extra(ctx: OfferContext) -> Iterator[Finding]:
+    """Require `extra`, when present, to be an object (null is only a warning)."""
+    if "extra" not in ctx.entry:
+        return
+    path = ctx.path("extra")
+    value = ctx.entry["extra"]
+    if value is None:
+        yield finding("extra-null", path, f"{path} is null")
+    elif not isinstance(value, Mapping):
+        yield finding("extra-not-object", path, f"{path} is {type_name(value)}")
+
+
+def check_network(ctx: OfferContext) -> Iterator[Finding]:
+    """Require a known v1 name (else warn) or, for v2, a canonical CAIP-2 id (else error)."""
+    network = ctx.entry.get("network")
+    if not isinstance(network, str) or not network.strip():
+        return  # reported by check_required_strings
+    path = ctx.path("network")
+    if ctx.version == 1:
+        if network not in V1_NETWORKS:
+            yield finding(
+                "network-unknown", path, f"{path} {network[:64]!r} is not a known network"
+            )
+        elif is_ambiguous(network):
+            chains = " or ".join(AMBIGUOUS_V1_NETWORKS[network])
+            yield finding("network-ambiguous", path, f"{path} {network!r} means {chains}")
+        return
+    if not is_caip2(network):
+        suggestion = V1_NETWORKS.get(network)
+        fix = f"use {suggestion!r}" if suggestion else None
+        yield finding("network-not-caip2", path, f"{path} {network[:64]!r} is not CAIP-2", fix)
+    elif network.startswith("solana:") and network not in SOLANA_NETWORKS:
+        yield finding("network-noncanonical", path, f"{path} {network!r} is not a Solana id")
+
+
+def check_v1_resource(ctx: OfferContext) -> Iterator[Finding]:
+    """Require v1's per-entry `resource` to be an absolute http(s) URL."""
+    value = ctx.entry.get("resource")
+    if ctx.version != 1 or not isinstance(value, str) or not value.strip():
+        return  # absence and type are reported by check_required_strings
+    try:
+        parts = urlsplit(value.strip())
+        absolute = parts.scheme in {"http", "https"} and bool(parts.hostname)
+    except ValueError:
+        absolute = False
+    if not absolute:
+        path = ctx.path("resource")
+        yield finding("resource-not-url", path, f"{path} {value[:64]!r} is not an absolute URL")
+
+
+def check_description(ctx: OfferContext) -> Iterator[Finding]:
+    """Require v1's `description` string (warning when empty)."""
+    if ctx.version != 1:
+        return
+    path = ctx.path("description")
+    value = ctx.entry.get("description")
+    if value is None:
+        yield finding("field-missing", path, f"{path} missing", "describe what the payment buys")
+    elif not isinstance(value, str):
+        yield finding("field-type", path, f"{path} is {type_name(value)}", "make it a string")
+    elif not value.strip():
+        yield finding("description-empty", path, f"{path} empty")
+
+
+def check_mime_type(ctx: OfferContext) -> Iterator[Finding]:
+    """Require `mimeType`, when present and not null, to be a string."""
+    value = ctx.entry.get("mimeType")
+    if value is not None and not isinstance(value, str):
+        path = ctx.path("mimeType")
+        yield finding(
+            "field-type",
+            path,
+            f"{path} is {type_name(value)}",
+            'make it a string, e.g. "application/json"',
+        )
+
+
+def check_hybrid(ctx: OfferContext) -> Iterator[Finding]:
+    """Warn when the entry carries the other version's amount field (a v1/v2 hybrid)."""
+    other = "maxAmountRequired" if ctx.version == 2 else "amount"
+    if other in ctx.entry:
+        path = ctx.path(other)
+        yield finding(
+            "hybrid-fields",
+            path,
+            f"{path} is a v{3 - ctx.version} field in a v{ctx.version} challenge",
+            f"use {ctx.amount_key!r} only",
+        )
+
+
+OFFER_RULES: list[OfferRule] = [
+    check_required_strings,
+    check_amount,
+    check_timeout,
+    check_extra,
+    check_network,
+    check_v1_resource,
+    check_description,
+    check_mime_type,
+    check_hybrid,
+]

@@ -1,0 +1,36 @@
+"""Shared fixtures: one loopback demo x402 seller for the whole test session."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# `demo` is not part of the installed package; make the repository root importable when
+# pytest is started without it on sys.path (pyproject has no `pythonpath` setting).
+_ROOT = str(Path(__file__).resolve().parent.parent)
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+from demo.server import DemoServer, start_demo_server  # noqa: E402
+
+DEMO_SLOW_DELAY_S = 0.5
+"""Default `/slow` delay in tests (the CLI default is 2 s)."""
+
+
+@pytest.fixture(scope="session")
+def demo_server() -> Iterator[DemoServer]:
+    """Run the demo seller on 127.0.0.1 (free port) for the session; stop it afterwards."""
+    server, _ = start_demo_server("127.0.0.1", 0, slow_delay=DEMO_SLOW_DELAY_S)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def demo_url(demo_server: DemoServer) -> str:
+    """Return the demo seller's base URL, e.g. `http://127.0.0.1:41234` (no trailing slash)."""
+    return demo_server.base_url
