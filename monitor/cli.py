@@ -15,17 +15,16 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from monitor.config import Config, format_duration, load_config
 from monitor.models import CheckResult, MonitorError, ProbeFacts
 from monitor.probe import Prober
+from monitor.report import check_json, print_check_table
 from monitor.service import probe_round
-from monitor.stats import EndpointFigures, figures_of
+from monitor.stats import figures_of
 from monitor.store import Store, StoredEndpoint
 from monitor.urls import is_http_url, normalise_url
 
@@ -146,6 +145,8 @@ def _check(args: argparse.Namespace) -> int:
                         window.p95_ms,
                         _now(),
                         offers_stable=window.offers_stable,
+                        asset_verified=stored.pass_asset_verified,
+                        facilitator_supported=stored.pass_facilitator_supported,
                     ),
                 )
             )
@@ -153,9 +154,10 @@ def _check(args: argparse.Namespace) -> int:
         store.close()
     if args.json:
         for stored, result, endpoint_figures in rows:
-            print(json.dumps(check_json(stored, result, endpoint_figures), sort_keys=True))
+            line = check_json(stored.spec.url, stored.slug, result, endpoint_figures)
+            print(json.dumps(line, sort_keys=True))
     else:
-        _print_table(rows)
+        print_check_table([(stored.spec.url, result, figs) for stored, result, figs in rows])
     return EXIT_OK
 
 
@@ -197,60 +199,3 @@ async def _probe(
         async with Prober(config.probe, clock=_now) as prober:
             report = await probe_round(store, prober, endpoints, config, advance)
     return report.checks
-
-
-def check_json(
-    endpoint: StoredEndpoint, result: CheckResult, figures: EndpointFigures
-) -> dict[str, Any]:
-    """Return the `monitor check --json` object of one endpoint."""
-    return {
-        "url": endpoint.spec.url,
-        "slug": endpoint.slug,
-        "method": result.method,
-        "method_guessed": result.method_guessed,
-        "checked_at": result.checked_at.isoformat(),
-        "outcome": result.outcome.value,
-        "status": figures.status.value,
-        "http_status": result.http_status,
-        "latency_ms": _rounded(result.latency_ms),
-        "x402_version": result.x402_version,
-        "payment_requirements_valid": result.payment_requirements_valid,
-        "consecutive_failures": figures.consecutive_failures,
-        "last_healthy": figures.last_healthy_at.isoformat() if figures.last_healthy_at else None,
-        "uptime_30d": figures.uptime_30d,
-        "reachability_30d": figures.reachability_30d,
-        "p50_ms": _rounded(figures.p50_ms),
-        "p95_ms": _rounded(figures.p95_ms),
-        "score": figures.score,
-        "error": result.error,
-        "findings": [finding.as_dict() for finding in result.findings],
-    }
-
-
-def _rounded(value: float | None) -> float | None:
-    return None if value is None else round(value, 1)
-
-
-_STATUS_STYLE = {"healthy": "green", "degraded": "yellow", "down": "red", "unknown": "dim"}
-
-
-def _print_table(rows: list[tuple[StoredEndpoint, CheckResult, EndpointFigures]]) -> None:
-    table = Table(title=f"x402 monitor: {len(rows)} endpoints checked")
-    for column in ("endpoint", "status", "HTTP", "latency", "outcome", "first finding"):
-        table.add_column(column, overflow="fold")
-    for endpoint, result, figures in rows:
-        status = figures.status.value
-        first = next(iter(result.findings), None)
-        table.add_row(
-            f"{result.method} {endpoint.spec.url}",
-            f"[{_STATUS_STYLE[status]}]{status}[/]",
-            "-" if result.http_status is None else str(result.http_status),
-            "-" if result.latency_ms is None else f"{result.latency_ms:.0f} ms",
-            result.outcome.value,
-            f"{first.severity}: {first.message}" if first else (result.error or ""),
-        )
-    console = Console()
-    if not console.is_terminal:
-        # Piped output: do not fold URLs at the 80 columns rich assumes without a terminal.
-        console = Console(width=200)
-    console.print(table)

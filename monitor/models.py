@@ -60,6 +60,32 @@ class ProbeErrorKind(StrEnum):
     """The peer answered something that is not valid HTTP."""
 
 
+class AssetVerdict(StrEnum):
+    """Whether an offer's asset is a known token with the right EIP-712 domain."""
+
+    VERIFIED = "verified"
+    """Known asset on its network, and `extra.name`/`extra.version` match the token."""
+    MISMATCH = "mismatch"
+    """Known asset with a wrong EIP-712 domain: signatures will not verify (an error)."""
+    UNVERIFIED = "unverified"
+    """Unknown asset on a known network: legal, but nothing to check it against (a warning)."""
+    UNKNOWN = "unknown"
+    """No challenge, or no readable offer."""
+
+
+class FacilitatorVerdict(StrEnum):
+    """Whether the listing's facilitator can settle the endpoint's offer."""
+
+    SUPPORTED = "supported"
+    UNSUPPORTED = "unsupported"
+    """Its /supported lists no kind for the offer's (x402Version, scheme, network)."""
+    UNREACHABLE = "unreachable"
+    INVALID = "invalid"
+    """Its /supported answered something malformed."""
+    UNKNOWN = "unknown"
+    """No facilitator is known for the endpoint, or there is no offer to check."""
+
+
 @dataclass(frozen=True)
 class Finding:
     """One validation result: a stable code, its severity, a message for the owner, a JSON path."""
@@ -93,6 +119,11 @@ class Offer:
     extra: Mapping[str, JsonValue] | None
     valid: bool
     """True when no `error` finding concerns this entry."""
+    caip2: str | None = None
+    """The network as a CAIP-2 id (v1 names mapped), None when unknown."""
+    asset_verdict: AssetVerdict = AssetVerdict.UNKNOWN
+    price: str | None = None
+    """Display price: `$5.00`, `0.05 MegaUSD`, or atomic units with the asset address."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +149,17 @@ class Challenge:
     def first_valid_offer(self) -> Offer | None:
         """Return the first offer without error findings, if any."""
         return next((offer for offer in self.offers if offer.valid), None)
+
+    @property
+    def headline_offer(self) -> Offer | None:
+        """Return the offer pages headline: the first valid one, else the first one."""
+        return self.first_valid_offer or next(iter(self.offers), None)
+
+    @property
+    def asset_verdict(self) -> AssetVerdict:
+        """Return the asset verdict of the headline offer (`unknown` without offers)."""
+        offer = self.headline_offer
+        return offer.asset_verdict if offer else AssetVerdict.UNKNOWN
 
 
 @dataclass(frozen=True)
@@ -177,6 +219,9 @@ class CheckResult:
     latency_ms: float | None
     error: str | None
     challenge: Challenge | None
+    facilitator_verdict: FacilitatorVerdict = FacilitatorVerdict.UNKNOWN
+    facilitator_findings: tuple[Finding, ...] = ()
+    """Findings of the facilitator cross-check (its /supported and the offer)."""
 
     @property
     def x402_version(self) -> int | None:
@@ -189,9 +234,15 @@ class CheckResult:
         return self.challenge.valid if self.challenge else None
 
     @property
+    def asset_verdict(self) -> AssetVerdict:
+        """Return the asset verdict of the challenge's headline offer."""
+        return self.challenge.asset_verdict if self.challenge else AssetVerdict.UNKNOWN
+
+    @property
     def findings(self) -> tuple[Finding, ...]:
-        """Return the validation findings (empty when there was no challenge)."""
-        return self.challenge.findings if self.challenge else ()
+        """Return every validation finding: the challenge's, then the facilitator check's."""
+        own = self.challenge.findings if self.challenge else ()
+        return own + self.facilitator_findings
 
 
 class MonitorError(Exception):

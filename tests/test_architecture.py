@@ -10,7 +10,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "monitor"
 CORE = {"models", "config", "x402", "assess", "stats", "urls", "addresses"}
 EDGES = {"probe", "discovery", "store", "site", "metrics", "alerts"}
-SHELL = {"service", "cli", "__main__"}
+SHELL = {"service", "cli", "report", "__main__"}
 EDGE_LIBRARIES = {
     "httpx",
     "httpcore",

@@ -279,3 +279,35 @@ def test_older_schema_is_upgraded_in_place(db_url: str, monkeypatch: pytest.Monk
         assert raw.execute("SELECT version FROM monitor_schema").fetchone()[0] == SCHEMA_VERSION + 1
         columns = {row[1] for row in raw.execute("PRAGMA table_info(endpoints)")}
     assert "note" in columns
+
+
+def test_schema_1_database_gains_the_verdict_columns_and_keeps_its_rows(db_url: str) -> None:
+    store = Store.open(db_url)
+    store.sync_config_endpoints([EndpointSpec(A, "GET")], T0)
+    a = _ids(store)[A]
+    store.save_round([(a, _result(A, T0, Outcome.PASS))], THRESHOLDS, INTERVAL)
+    store.close()
+    # Rebuild what a schema-1 database looked like: the columns schema 2 added are absent.
+    path = db_url.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as raw:
+        for table, column in [
+            ("checks", "asset_verdict"), ("checks", "facilitator_verdict"),
+            ("checks", "network"), ("checks", "price"),
+            ("endpoints", "asset_verdict"), ("endpoints", "facilitator_verdict"),
+            ("endpoints", "network"), ("endpoints", "asset"), ("endpoints", "price"),
+            ("endpoints", "pass_asset_verified"), ("endpoints", "pass_facilitator_supported"),
+        ]:  # fmt: skip
+            raw.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+        raw.execute("UPDATE monitor_schema SET version = 1")
+
+    upgraded = Store.open(db_url)
+    endpoint = upgraded.endpoints([A])[0]
+    assert endpoint.state.status is Status.HEALTHY
+    assert endpoint.asset_verdict is None
+    assert endpoint.pass_asset_verified is False
+    assert upgraded.count_checks() == 1
+    upgraded.save_round([(a, _result(A, T0 + INTERVAL, Outcome.PASS))], THRESHOLDS, INTERVAL)
+    assert upgraded.endpoints([A])[0].asset_verdict is not None
+    upgraded.close()
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("SELECT version FROM monitor_schema").fetchone()[0] == 2

@@ -19,7 +19,16 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session, SQLModel, col, create_engine, select
 
 from monitor.config import ThresholdsConfig
-from monitor.models import CheckResult, EndpointSpec, JsonValue, Outcome, Status, StoreError
+from monitor.models import (
+    AssetVerdict,
+    CheckResult,
+    EndpointSpec,
+    FacilitatorVerdict,
+    JsonValue,
+    Outcome,
+    Status,
+    StoreError,
+)
 from monitor.stats import (
     LATENCY_WINDOW,
     UPTIME_WINDOW,
@@ -71,6 +80,14 @@ class StoredEndpoint:
     x402_version: int | None
     payment_requirements_valid: bool | None
     output_schema: JsonValue
+    asset_verdict: AssetVerdict | None
+    facilitator_verdict: FacilitatorVerdict | None
+    network: str | None
+    asset: str | None
+    price: str | None
+    pass_asset_verified: bool
+    """The latest pass had a verified asset (the score's conformance points)."""
+    pass_facilitator_supported: bool
 
 
 @dataclass(frozen=True)
@@ -324,14 +341,24 @@ def _apply(
     challenge = result.challenge
     row.x402_version = challenge.version if challenge else None
     row.payment_requirements_valid = challenge.valid if challenge else None
+    offer = challenge.headline_offer if challenge else None
+    row.asset_verdict = result.asset_verdict.value if challenge else None
+    row.facilitator_verdict = result.facilitator_verdict.value
+    row.network = offer.caip2 or offer.network if offer else None
+    row.asset = offer.asset if offer else None
+    row.price = offer.price if offer else None
     if challenge is not None and challenge.valid:
         row.challenge_input_json = dump(challenge.input_schema)
         row.challenge_output_json = dump(challenge.output_schema)
+    if result.outcome is Outcome.PASS:
+        row.pass_asset_verified = result.asset_verdict is AssetVerdict.VERIFIED
+        row.pass_facilitator_supported = result.facilitator_verdict is FacilitatorVerdict.SUPPORTED
 
 
 def _check_values(endpoint_id: int, result: CheckResult) -> dict[str, Any]:
     challenge = result.challenge
     offer = challenge.first_valid_offer if challenge else None
+    headline = challenge.headline_offer if challenge else None
     return {
         "endpoint_id": endpoint_id,
         "checked_at": result.checked_at,
@@ -347,6 +374,10 @@ def _check_values(endpoint_id: int, result: CheckResult) -> dict[str, Any]:
         "offer_key": (
             f"{offer.network}|{offer.asset}|{offer.amount}|{offer.pay_to}" if offer else None
         ),
+        "asset_verdict": result.asset_verdict.value if challenge else None,
+        "facilitator_verdict": result.facilitator_verdict.value,
+        "network": (headline.caip2 or headline.network) if headline else None,
+        "price": headline.price if headline else None,
     }
 
 
@@ -379,4 +410,13 @@ def _stored(row: EndpointRow) -> StoredEndpoint:
         x402_version=row.x402_version,
         payment_requirements_valid=row.payment_requirements_valid,
         output_schema=load(row.challenge_output_json),
+        asset_verdict=AssetVerdict(row.asset_verdict) if row.asset_verdict else None,
+        facilitator_verdict=(
+            FacilitatorVerdict(row.facilitator_verdict) if row.facilitator_verdict else None
+        ),
+        network=row.network,
+        asset=row.asset,
+        price=row.price,
+        pass_asset_verified=row.pass_asset_verified,
+        pass_facilitator_supported=row.pass_facilitator_supported,
     )

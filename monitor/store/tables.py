@@ -10,13 +10,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 from sqlalchemy.engine import make_url
 from sqlmodel import Field, SQLModel
 
 from monitor.models import JsonValue, Status
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class SchemaRow(SQLModel, table=True):
@@ -60,6 +60,14 @@ class EndpointRow(SQLModel, table=True):
     last_error: str | None = None
     x402_version: int | None = None
     payment_requirements_valid: bool | None = None
+    # Verdicts of the latest check (schema 2), and of the latest pass for the score.
+    asset_verdict: str | None = None
+    facilitator_verdict: str | None = None
+    network: str | None = None
+    asset: str | None = None
+    price: str | None = None
+    pass_asset_verified: bool = False
+    pass_facilitator_supported: bool = False
 
 
 class CheckRow(SQLModel, table=True):
@@ -78,6 +86,10 @@ class CheckRow(SQLModel, table=True):
     findings_json: str | None = None
     offer_key: str | None = None
     """Price, asset and payTo of the first valid offer: stability compares these."""
+    asset_verdict: str | None = None
+    facilitator_verdict: str | None = None
+    network: str | None = None
+    price: str | None = None
 
 
 class FlipRow(SQLModel, table=True):
@@ -96,7 +108,23 @@ INDEXES = (
 )
 
 Migration = Callable[[Connection], None]
-MIGRATIONS: dict[int, Migration] = {}
+
+
+def _add_verdict_columns(connection: Connection) -> None:
+    """Schema 2: asset/facilitator verdicts, network and price on checks and endpoints."""
+    for table, columns in (
+        ("checks", ("asset_verdict", "facilitator_verdict", "network", "price")),
+        ("endpoints", ("asset_verdict", "facilitator_verdict", "network", "asset", "price")),
+    ):
+        for column in columns:
+            connection.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} VARCHAR"))
+    for column in ("pass_asset_verified", "pass_facilitator_supported"):
+        connection.execute(
+            text(f"ALTER TABLE endpoints ADD COLUMN {column} BOOLEAN NOT NULL DEFAULT 0")
+        )
+
+
+MIGRATIONS: dict[int, Migration] = {2: _add_verdict_columns}
 """Steps from version N-1 to N, applied in order on open; version 1 is the initial schema."""
 
 
