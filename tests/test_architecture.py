@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "monitor"
-CORE = {"models", "config", "x402", "assess", "stats", "urls", "addresses"}
-EDGES = {"probe", "discovery", "store", "site", "metrics", "alerts"}
+CORE = {"models", "config", "x402", "assess", "stats", "urls", "addresses", "snapshot"}
+EDGES = {"probe", "discovery", "store", "site", "metrics", "alerts", "web"}
 SHELL = {"service", "cli", "report", "__main__"}
 EDGE_LIBRARIES = {
     "httpx",
