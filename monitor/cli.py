@@ -24,7 +24,6 @@ from monitor.models import CheckResult, MonitorError, ProbeFacts
 from monitor.probe import Prober
 from monitor.report import check_json, print_check_table
 from monitor.service import probe_round
-from monitor.stats import figures_of
 from monitor.store import Store, StoredEndpoint
 from monitor.urls import is_http_url, normalise_url
 
@@ -126,30 +125,12 @@ def _check(args: argparse.Namespace) -> int:
         store.sync_config_endpoints([endpoint.to_spec() for endpoint in config.endpoints], now)
         endpoints = _selected(store, args.endpoint)
         results = asyncio.run(_probe(store, endpoints, config, show_progress=not args.json))
-        figures = store.window_figures([endpoint.id for endpoint in endpoints], _now())
         refreshed = {endpoint.id: endpoint for endpoint in store.endpoints()}
-        rows = []
-        for endpoint, result in results:
-            stored = refreshed[endpoint.id]
-            window = figures.get(endpoint.id)
-            if window is None:
-                raise MonitorError(f"no checks stored for {endpoint.spec.url}")
-            rows.append(
-                (
-                    stored,
-                    result,
-                    figures_of(
-                        stored.state,
-                        window.counts,
-                        window.p50_ms,
-                        window.p95_ms,
-                        _now(),
-                        offers_stable=window.offers_stable,
-                        asset_verified=stored.pass_asset_verified,
-                        facilitator_supported=stored.pass_facilitator_supported,
-                    ),
-                )
-            )
+        now = _now()
+        rows = [
+            (refreshed[endpoint.id], result, refreshed[endpoint.id].figures(now))
+            for endpoint, result in results
+        ]
     finally:
         store.close()
     if args.json:

@@ -127,15 +127,19 @@ class ThresholdsConfig(_Section):
 
 
 class RetentionConfig(_Section):
-    """How long raw checks are kept (30-day figures need at least 30 days)."""
+    """How long raw checks are kept; older days live on as per-day rollups.
+
+    30-day figures read rolled-up days from the rollups, so raw retention only needs to cover
+    the 24-hour latency window and the "Recent Health Checks" table.
+    """
 
     raw: Duration = timedelta(days=35)
 
     @field_validator("raw")
     @classmethod
-    def _at_least_30_days(cls, value: timedelta) -> timedelta:
-        if value < timedelta(days=30):
-            raise ValueError("must be at least 30d, or 30-day uptime would lose data")
+    def _at_least_two_days(cls, value: timedelta) -> timedelta:
+        if value < timedelta(days=2):
+            raise ValueError("must be at least 2d (the 24-hour latency window needs raw checks)")
         return value
 
 

@@ -157,7 +157,7 @@ def test_missing_environment_variable_names_key_and_variable() -> None:
             {"probe": {"allow_private_addresses": "maybe"}},
             "probe.allow_private_addresses: must be true or false",
         ),
-        ({"retention": {"raw": "7d"}}, "retention.raw: must be at least 30d"),
+        ({"retention": {"raw": "1d"}}, "retention.raw: must be at least 2d"),
         ({"server": {"listen": "9402"}}, "server.listen: expected host:port"),
         ({"site": {"base_url": "javascript:alert(1)"}}, "site.base_url: not an http(s) URL"),
         ({"thresholds": {"down_afer": 3}}, "thresholds.down_afer: unknown key"),

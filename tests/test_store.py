@@ -20,6 +20,7 @@ from monitor.models import (
     Status,
     StoreError,
 )
+from monitor.schedule import next_check_at
 from monitor.stats import percentile
 from monitor.store import SCHEMA_VERSION, Store
 from monitor.store import tables as store_tables
@@ -97,7 +98,7 @@ def test_sync_config_and_reopen_keeps_everything(store: Store, db_url: str) -> N
     endpoints = {endpoint.spec.url: endpoint for endpoint in reopened.endpoints()}
     assert endpoints[A].state.status is Status.HEALTHY
     assert endpoints[A].state.last_healthy_at == T0
-    assert endpoints[A].next_check_at == T0 + INTERVAL
+    assert endpoints[A].next_check_at == next_check_at(endpoints[A].slug, INTERVAL, T0)
     assert endpoints[A].first_seen_at == T0
     # The request description learned from the challenge becomes the endpoint's input schema.
     assert endpoints[A].spec.input_schema == {
@@ -281,7 +282,7 @@ def test_older_schema_is_upgraded_in_place(db_url: str, monkeypatch: pytest.Monk
     assert "note" in columns
 
 
-def test_schema_1_database_gains_the_verdict_columns_and_keeps_its_rows(db_url: str) -> None:
+def test_schema_1_database_is_upgraded_and_keeps_its_rows(db_url: str) -> None:
     store = Store.open(db_url)
     store.sync_config_endpoints([EndpointSpec(A, "GET")], T0)
     a = _ids(store)[A]
@@ -296,8 +297,16 @@ def test_schema_1_database_gains_the_verdict_columns_and_keeps_its_rows(db_url: 
             ("endpoints", "asset_verdict"), ("endpoints", "facilitator_verdict"),
             ("endpoints", "network"), ("endpoints", "asset"), ("endpoints", "price"),
             ("endpoints", "pass_asset_verified"), ("endpoints", "pass_facilitator_supported"),
+            # and what schema 3 added
+            ("endpoints", "uptime_30d"), ("endpoints", "reachability_30d"),
+            ("endpoints", "window_passes"), ("endpoints", "window_soft_fails"),
+            ("endpoints", "window_hard_fails"), ("endpoints", "window_inconclusive"),
+            ("endpoints", "window_first_check_at"), ("endpoints", "offers_stable"),
+            ("endpoints", "p50_ms"), ("endpoints", "p95_ms"), ("endpoints", "score"),
         ]:  # fmt: skip
             raw.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+        raw.execute("DROP TABLE daily_rollups")
+        raw.execute("DROP TABLE monitor_state")
         raw.execute("UPDATE monitor_schema SET version = 1")
 
     upgraded = Store.open(db_url)
@@ -310,4 +319,4 @@ def test_schema_1_database_gains_the_verdict_columns_and_keeps_its_rows(db_url: 
     assert upgraded.endpoints([A])[0].asset_verdict is not None
     upgraded.close()
     with sqlite3.connect(path) as raw:
-        assert raw.execute("SELECT version FROM monitor_schema").fetchone()[0] == 2
+        assert raw.execute("SELECT version FROM monitor_schema").fetchone()[0] == SCHEMA_VERSION

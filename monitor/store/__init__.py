@@ -9,35 +9,33 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
-from sqlalchemy import Engine, event, insert, inspect, text
+from sqlalchemy import Engine, event, insert, inspect, or_, text, update
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, SQLModel, col, create_engine, select
 
 from monitor.config import ThresholdsConfig
 from monitor.models import (
-    AssetVerdict,
     CheckResult,
     EndpointSpec,
-    FacilitatorVerdict,
-    JsonValue,
     Outcome,
     Status,
     StoreError,
 )
-from monitor.stats import (
-    LATENCY_WINDOW,
-    UPTIME_WINDOW,
-    EndpointState,
-    Flip,
-    OutcomeCounts,
-    advance,
+from monitor.schedule import resume_at
+from monitor.stats import LATENCY_WINDOW, Flip, OutcomeCounts, advance, figures_of
+from monitor.store.mapping import (
+    apply_check,
+    apply_figures,
+    check_values,
+    state_of,
+    stored_endpoint,
 )
-from monitor.store.queries import chunks, latency_percentiles, outcome_counts
+from monitor.store.queries import chunks, latency_percentiles
+from monitor.store.records import StoredCheck, StoredEndpoint, StoredFlip, WindowFigures
+from monitor.store.rollups import delete_raw, roll_up, window_counts
 from monitor.store.tables import (
     INDEXES,
     MIGRATIONS,
@@ -47,7 +45,6 @@ from monitor.store.tables import (
     FlipRow,
     SchemaRow,
     dump,
-    load,
     safe_url,
     sqlite_pragmas,
 )
@@ -61,63 +58,6 @@ __all__ = [
     "StoredFlip",
     "WindowFigures",
 ]
-
-
-@dataclass(frozen=True)
-class StoredEndpoint:
-    """An endpoint as stored: identity, what is declared about it, and its running state."""
-
-    id: int
-    slug: str
-    spec: EndpointSpec
-    state: EndpointState
-    first_seen_at: datetime
-    in_config: bool
-    next_check_at: datetime | None
-    last_http_status: int | None
-    last_latency_ms: float | None
-    last_error: str | None
-    x402_version: int | None
-    payment_requirements_valid: bool | None
-    output_schema: JsonValue
-    asset_verdict: AssetVerdict | None
-    facilitator_verdict: FacilitatorVerdict | None
-    network: str | None
-    asset: str | None
-    price: str | None
-    pass_asset_verified: bool
-    """The latest pass had a verified asset (the score's conformance points)."""
-    pass_facilitator_supported: bool
-
-
-@dataclass(frozen=True)
-class StoredFlip:
-    """A flip as stored, with the endpoint it belongs to."""
-
-    endpoint_id: int
-    flip: Flip
-
-
-@dataclass(frozen=True)
-class WindowFigures:
-    """SQL aggregates of one endpoint: outcome counts (30 d), latency percentiles (24 h)."""
-
-    counts: OutcomeCounts
-    p50_ms: float | None
-    p95_ms: float | None
-    offers_stable: bool
-
-
-@dataclass(frozen=True)
-class StoredCheck:
-    """One row of an endpoint's check history."""
-
-    checked_at: datetime
-    outcome: Outcome
-    method: str
-    http_status: int | None
-    latency_ms: float | None
-    error: str | None
 
 
 class Store:
@@ -207,7 +147,7 @@ class Store:
         if urls is not None:
             query = query.where(col(EndpointRow.url).in_(list(urls)))
         with self._session() as session:
-            return [_stored(row) for row in session.exec(query)]
+            return [stored_endpoint(row) for row in session.exec(query)]
 
     def save_round(
         self,
@@ -224,7 +164,7 @@ class Store:
         ordered = sorted(results, key=lambda pair: (pair[0], pair[1].checked_at))
         flips: list[StoredFlip] = []
         with self._session() as session:
-            session.execute(insert(CheckRow), [_check_values(eid, r) for eid, r in ordered])
+            session.execute(insert(CheckRow), [check_values(eid, r) for eid, r in ordered])
             ids = sorted({endpoint_id for endpoint_id, _ in ordered})
             latest = max(result.checked_at for _, result in ordered)
             percentiles = latency_percentiles(session, ids, latest - LATENCY_WINDOW)
@@ -237,10 +177,9 @@ class Store:
                 row = rows[endpoint_id]
                 p50 = percentiles.get(endpoint_id, (None, None))[0]
                 state, flip = advance(
-                    _state(row), result.outcome, result.checked_at, p50, thresholds, result.error
+                    state_of(row), result.outcome, result.checked_at, p50, thresholds, result.error
                 )
-                _apply(row, state, result, interval)
-                session.add(row)
+                apply_check(row, state, result, interval)
                 if flip is not None:
                     flips.append(StoredFlip(endpoint_id, flip))
                     session.add(
@@ -252,6 +191,23 @@ class Store:
                             reason=flip.reason,
                         )
                     )
+            windows = window_counts(session, ids, latest)
+            for endpoint_id in ids:
+                row = rows[endpoint_id]
+                counts, stable = windows.get(endpoint_id, (OutcomeCounts(), True))
+                p50, p95 = percentiles.get(endpoint_id, (None, None))
+                figures = figures_of(
+                    state_of(row),
+                    counts,
+                    p50,
+                    p95,
+                    latest,
+                    offers_stable=stable,
+                    asset_verified=row.pass_asset_verified,
+                    facilitator_supported=row.pass_facilitator_supported,
+                )
+                apply_figures(row, counts, figures, stable)
+                session.add(row)
         return flips
 
     def window_figures(self, ids: Sequence[int], now: datetime) -> dict[int, WindowFigures]:
@@ -259,12 +215,64 @@ class Store:
         with self._session() as session:
             percentiles = latency_percentiles(session, ids, now - LATENCY_WINDOW)
             figures: dict[int, WindowFigures] = {}
-            for eid, (counts, offer_keys) in outcome_counts(
-                session, ids, now - UPTIME_WINDOW
-            ).items():
+            for eid, (counts, stable) in window_counts(session, ids, now).items():
                 p50, p95 = percentiles.get(eid, (None, None))
-                figures[eid] = WindowFigures(counts, p50, p95, offers_stable=offer_keys <= 1)
+                figures[eid] = WindowFigures(counts, p50, p95, offers_stable=stable)
             return figures
+
+    def due(self, now: datetime, limit: int, exclude: Iterable[int] = ()) -> list[StoredEndpoint]:
+        """Return up to `limit` endpoints whose next check is due, most overdue first."""
+        skip = list(exclude)
+        query = (
+            select(EndpointRow)
+            .where(col(EndpointRow.next_check_at) <= now)
+            .order_by(col(EndpointRow.next_check_at))
+            .limit(limit)
+        )
+        if skip:
+            query = query.where(col(EndpointRow.id).not_in(skip))
+        with self._session() as session:
+            return [stored_endpoint(row) for row in session.exec(query)]
+
+    def resume(self, now: datetime, interval: timedelta) -> int:
+        """Give every overdue or never-scheduled endpoint its next slot after `now`.
+
+        Spreads a backlog over one interval at start-up (see monitor.schedule). Returns how
+        many endpoints were rescheduled.
+        """
+        with self._session() as session:
+            rows = session.exec(
+                select(EndpointRow.id, EndpointRow.slug).where(
+                    or_(
+                        col(EndpointRow.next_check_at).is_(None),
+                        col(EndpointRow.next_check_at) <= now,
+                    )
+                )
+            ).all()
+            if rows:
+                session.execute(
+                    update(EndpointRow),
+                    [
+                        {"id": row_id, "next_check_at": resume_at(slug, interval, None, now)}
+                        for row_id, slug in rows
+                    ],
+                )
+            return len(rows)
+
+    def roll_up_and_prune(self, now: datetime, keep_raw: timedelta) -> tuple[int, int]:
+        """Roll up ended days, then delete raw checks older than `keep_raw` that are rolled up.
+
+        Returns (rollup rows written, raw checks deleted).
+        """
+        with self._session() as session:
+            written = roll_up(session, now)
+            deleted = delete_raw(session, now, keep_raw)
+        return written, deleted
+
+    def count_rollups(self) -> int:
+        """Return how many per-day rollup rows are stored."""
+        with self._session() as session:
+            return int(session.execute(text("SELECT COUNT(*) FROM daily_rollups")).scalar_one())
 
     def recent_checks(self, endpoint_id: int, limit: int = 20) -> list[StoredCheck]:
         """Return the latest checks of an endpoint, newest first."""
@@ -304,119 +312,3 @@ class Store:
         """Return how many raw checks are stored."""
         with self._session() as session:
             return int(session.execute(text("SELECT COUNT(*) FROM checks")).scalar_one())
-
-
-def _state(row: EndpointRow) -> EndpointState:
-    return EndpointState(
-        status=Status(row.status),
-        consecutive_failures=row.consecutive_failures,
-        consecutive_hard=row.consecutive_hard,
-        consecutive_passes=row.consecutive_passes,
-        conclusive_checks=row.conclusive_checks,
-        non_hard_checks=row.non_hard_checks,
-        recovering=row.recovering,
-        last_checked_at=row.last_checked_at,
-        last_healthy_at=row.last_healthy_at,
-        last_outcome=Outcome(row.last_outcome) if row.last_outcome else None,
-    )
-
-
-def _apply(
-    row: EndpointRow, state: EndpointState, result: CheckResult, interval: timedelta
-) -> None:
-    row.status = state.status.value
-    row.consecutive_failures = state.consecutive_failures
-    row.consecutive_hard = state.consecutive_hard
-    row.consecutive_passes = state.consecutive_passes
-    row.conclusive_checks = state.conclusive_checks
-    row.non_hard_checks = state.non_hard_checks
-    row.recovering = state.recovering
-    row.last_outcome = state.last_outcome.value if state.last_outcome else None
-    row.last_checked_at = state.last_checked_at
-    row.last_healthy_at = state.last_healthy_at
-    row.next_check_at = result.checked_at + interval
-    row.last_http_status = result.http_status
-    row.last_latency_ms = result.latency_ms
-    row.last_error = result.error
-    challenge = result.challenge
-    row.x402_version = challenge.version if challenge else None
-    row.payment_requirements_valid = challenge.valid if challenge else None
-    offer = challenge.headline_offer if challenge else None
-    row.asset_verdict = result.asset_verdict.value if challenge else None
-    row.facilitator_verdict = result.facilitator_verdict.value
-    row.network = offer.caip2 or offer.network if offer else None
-    row.asset = offer.asset if offer else None
-    row.price = offer.price if offer else None
-    if challenge is not None and challenge.valid:
-        row.challenge_input_json = dump(challenge.input_schema)
-        row.challenge_output_json = dump(challenge.output_schema)
-    if result.outcome is Outcome.PASS:
-        row.pass_asset_verified = result.asset_verdict is AssetVerdict.VERIFIED
-        row.pass_facilitator_supported = result.facilitator_verdict is FacilitatorVerdict.SUPPORTED
-
-
-def _check_values(endpoint_id: int, result: CheckResult) -> dict[str, Any]:
-    challenge = result.challenge
-    offer = challenge.first_valid_offer if challenge else None
-    headline = challenge.headline_offer if challenge else None
-    return {
-        "endpoint_id": endpoint_id,
-        "checked_at": result.checked_at,
-        "outcome": result.outcome.value,
-        "method": result.method,
-        "method_guessed": result.method_guessed,
-        "http_status": result.http_status,
-        "latency_ms": result.latency_ms,
-        "error": result.error,
-        "x402_version": result.x402_version,
-        "payment_requirements_valid": result.payment_requirements_valid,
-        "findings_json": dump([f.as_dict() for f in result.findings]) if challenge else None,
-        "offer_key": (
-            f"{offer.network}|{offer.asset}|{offer.amount}|{offer.pay_to}" if offer else None
-        ),
-        "asset_verdict": result.asset_verdict.value if challenge else None,
-        "facilitator_verdict": result.facilitator_verdict.value,
-        "network": (headline.caip2 or headline.network) if headline else None,
-        "price": headline.price if headline else None,
-    }
-
-
-def _stored(row: EndpointRow) -> StoredEndpoint:
-    assert row.id is not None
-    declared_input = load(row.input_schema_json)
-    learned_input = load(row.challenge_input_json)
-    spec = EndpointSpec(
-        url=row.url,
-        method=row.method,
-        body=load(row.body_json),
-        has_body=row.has_body,
-        title=row.title,
-        category=row.category,
-        facilitator=row.facilitator,
-        input_schema=declared_input if declared_input is not None else learned_input,
-        source=row.source,
-    )
-    return StoredEndpoint(
-        id=row.id,
-        slug=row.slug,
-        spec=spec,
-        state=_state(row),
-        first_seen_at=row.first_seen_at,
-        in_config=row.in_config,
-        next_check_at=row.next_check_at,
-        last_http_status=row.last_http_status,
-        last_latency_ms=row.last_latency_ms,
-        last_error=row.last_error,
-        x402_version=row.x402_version,
-        payment_requirements_valid=row.payment_requirements_valid,
-        output_schema=load(row.challenge_output_json),
-        asset_verdict=AssetVerdict(row.asset_verdict) if row.asset_verdict else None,
-        facilitator_verdict=(
-            FacilitatorVerdict(row.facilitator_verdict) if row.facilitator_verdict else None
-        ),
-        network=row.network,
-        asset=row.asset,
-        price=row.price,
-        pass_asset_verified=row.pass_asset_verified,
-        pass_facilitator_supported=row.pass_facilitator_supported,
-    )

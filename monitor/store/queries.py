@@ -5,17 +5,20 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 
-from sqlalchemy import bindparam, text
+from sqlalchemy import BindParameter, bindparam, text
 from sqlmodel import Session
 from sqlmodel.sql.sqltypes import UTCDateTime
 
-from monitor.stats import OutcomeCounts
-from monitor.store.tables import from_db_text
-
 CHUNK = 500
 """Endpoint ids per IN (...) list: far below SQLite's bound-parameter limit."""
-SINCE = bindparam("since", type_=UTCDateTime())
-"""Typed, so the bound datetime is formatted exactly as stored datetimes are compared."""
+
+
+def moment(name: str) -> BindParameter[datetime]:
+    """Return a datetime bind parameter typed like the columns, so comparisons are exact."""
+    return bindparam(name, type_=UTCDateTime())
+
+
+SINCE = moment("since")
 
 
 def latency_percentiles(
@@ -58,33 +61,3 @@ def marks(chunk: Sequence[int]) -> str:
 
 def params(chunk: Sequence[int]) -> dict[str, int]:
     return {f"id{index}": value for index, value in enumerate(chunk)}
-
-
-def outcome_counts(
-    session: Session, ids: Sequence[int], since: datetime
-) -> dict[int, tuple[OutcomeCounts, int]]:
-    """Return per endpoint its outcome counts since `since` and its number of distinct offers.
-
-    The offer count is over passes only (price, asset and payTo of the first valid offer): more
-    than one means the price or the payee changed in the window.
-    """
-    result: dict[int, tuple[OutcomeCounts, int]] = {}
-    for chunk in chunks(ids):
-        rows = session.execute(
-            text(
-                "SELECT endpoint_id,"
-                " SUM(CASE WHEN outcome = 'pass' THEN 1 ELSE 0 END),"
-                " SUM(CASE WHEN outcome = 'soft_fail' THEN 1 ELSE 0 END),"
-                " SUM(CASE WHEN outcome = 'hard_fail' THEN 1 ELSE 0 END),"
-                " SUM(CASE WHEN outcome = 'inconclusive' THEN 1 ELSE 0 END),"
-                " MIN(checked_at),"
-                " COUNT(DISTINCT CASE WHEN outcome = 'pass' THEN offer_key END)"
-                f" FROM checks WHERE checked_at >= :since AND endpoint_id IN ({marks(chunk)})"
-                " GROUP BY endpoint_id"
-            ).bindparams(SINCE),
-            {"since": since, **params(chunk)},
-        )
-        for endpoint_id, passes, soft, hard, inconclusive, first, offer_keys in rows:
-            counts = OutcomeCounts(passes, soft, hard, inconclusive, from_db_text(first))
-            result[endpoint_id] = (counts, offer_keys)
-    return result

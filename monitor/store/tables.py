@@ -16,7 +16,7 @@ from sqlmodel import Field, SQLModel
 
 from monitor.models import JsonValue, Status
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class SchemaRow(SQLModel, table=True):
@@ -68,6 +68,18 @@ class EndpointRow(SQLModel, table=True):
     price: str | None = None
     pass_asset_verified: bool = False
     pass_facilitator_supported: bool = False
+    # Figures as of the latest check (schema 3), so a snapshot is one plain SELECT.
+    uptime_30d: float | None = None
+    reachability_30d: float | None = None
+    window_passes: int = 0
+    window_soft_fails: int = 0
+    window_hard_fails: int = 0
+    window_inconclusive: int = 0
+    window_first_check_at: datetime | None = None
+    offers_stable: bool = True
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    score: int | None = None
 
 
 class CheckRow(SQLModel, table=True):
@@ -102,9 +114,44 @@ class FlipRow(SQLModel, table=True):
     reason: str
 
 
+class DailyRollupRow(SQLModel, table=True):
+    """One endpoint's checks of one UTC day, kept after the raw rows are deleted."""
+
+    __tablename__ = "daily_rollups"
+    endpoint_id: int = Field(foreign_key="endpoints.id", primary_key=True, ondelete="CASCADE")
+    day: str = Field(primary_key=True)
+    """UTC date, YYYY-MM-DD."""
+    passes: int = 0
+    soft_fails: int = 0
+    hard_fails: int = 0
+    inconclusive: int = 0
+    first_check_at: datetime
+    latency_count: int = 0
+    latency_sum_ms: float = 0.0
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    # A fixed latency histogram (answered checks with latency <= bound), additive across days.
+    le_100ms: int = 0
+    le_300ms: int = 0
+    le_1s: int = 0
+    le_2s: int = 0
+    le_5s: int = 0
+    offer_key: str | None = None
+    """The day's single offer of its passes, `*` when it changed within the day."""
+
+
+class StateRow(SQLModel, table=True):
+    """Small persistent facts of the monitor itself (e.g. how far rollups have gone)."""
+
+    __tablename__ = "monitor_state"
+    key: str = Field(primary_key=True)
+    value: str
+
+
 INDEXES = (
     "CREATE INDEX IF NOT EXISTS ix_checks_endpoint_time ON checks (endpoint_id, checked_at)",
     "CREATE INDEX IF NOT EXISTS ix_checks_time ON checks (checked_at)",
+    "CREATE INDEX IF NOT EXISTS ix_rollups_day ON daily_rollups (day)",
 )
 
 Migration = Callable[[Connection], None]
@@ -120,11 +167,33 @@ def _add_verdict_columns(connection: Connection) -> None:
             connection.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} VARCHAR"))
     for column in ("pass_asset_verified", "pass_facilitator_supported"):
         connection.execute(
-            text(f"ALTER TABLE endpoints ADD COLUMN {column} BOOLEAN NOT NULL DEFAULT 0")
+            text(f"ALTER TABLE endpoints ADD COLUMN {column} BOOLEAN NOT NULL DEFAULT FALSE")
         )
 
 
-MIGRATIONS: dict[int, Migration] = {2: _add_verdict_columns}
+def _add_rollups_and_figures(connection: Connection) -> None:
+    """Schema 3: per-day rollups, the monitor's own state, figures on the endpoint row."""
+    tables = SQLModel.metadata.tables
+    SQLModel.metadata.create_all(
+        connection, tables=[tables["daily_rollups"], tables["monitor_state"]]
+    )
+    for column, kind in (
+        ("uptime_30d", "FLOAT"),
+        ("reachability_30d", "FLOAT"),
+        ("window_passes", "INTEGER NOT NULL DEFAULT 0"),
+        ("window_soft_fails", "INTEGER NOT NULL DEFAULT 0"),
+        ("window_hard_fails", "INTEGER NOT NULL DEFAULT 0"),
+        ("window_inconclusive", "INTEGER NOT NULL DEFAULT 0"),
+        ("window_first_check_at", "TIMESTAMP WITH TIME ZONE"),
+        ("offers_stable", "BOOLEAN NOT NULL DEFAULT TRUE"),
+        ("p50_ms", "FLOAT"),
+        ("p95_ms", "FLOAT"),
+        ("score", "INTEGER"),
+    ):
+        connection.execute(text(f"ALTER TABLE endpoints ADD COLUMN {column} {kind}"))
+
+
+MIGRATIONS: dict[int, Migration] = {2: _add_verdict_columns, 3: _add_rollups_and_figures}
 """Steps from version N-1 to N, applied in order on open; version 1 is the initial schema."""
 
 

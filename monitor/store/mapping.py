@@ -1,0 +1,163 @@
+"""Map between table rows and the core's records (state, results, stored endpoints)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from monitor.models import (
+    AssetVerdict,
+    CheckResult,
+    EndpointSpec,
+    FacilitatorVerdict,
+    Outcome,
+    Status,
+)
+from monitor.schedule import next_check_at
+from monitor.stats import EndpointFigures, EndpointState, OutcomeCounts
+from monitor.store.records import StoredEndpoint
+from monitor.store.tables import EndpointRow, dump, load
+
+
+def state_of(row: EndpointRow) -> EndpointState:
+    return EndpointState(
+        status=Status(row.status),
+        consecutive_failures=row.consecutive_failures,
+        consecutive_hard=row.consecutive_hard,
+        consecutive_passes=row.consecutive_passes,
+        conclusive_checks=row.conclusive_checks,
+        non_hard_checks=row.non_hard_checks,
+        recovering=row.recovering,
+        last_checked_at=row.last_checked_at,
+        last_healthy_at=row.last_healthy_at,
+        last_outcome=Outcome(row.last_outcome) if row.last_outcome else None,
+    )
+
+
+def apply_check(
+    row: EndpointRow, state: EndpointState, result: CheckResult, interval: timedelta
+) -> None:
+    row.status = state.status.value
+    row.consecutive_failures = state.consecutive_failures
+    row.consecutive_hard = state.consecutive_hard
+    row.consecutive_passes = state.consecutive_passes
+    row.conclusive_checks = state.conclusive_checks
+    row.non_hard_checks = state.non_hard_checks
+    row.recovering = state.recovering
+    row.last_outcome = state.last_outcome.value if state.last_outcome else None
+    row.last_checked_at = state.last_checked_at
+    row.last_healthy_at = state.last_healthy_at
+    row.next_check_at = next_check_at(row.slug, interval, result.checked_at)
+    row.last_http_status = result.http_status
+    row.last_latency_ms = result.latency_ms
+    row.last_error = result.error
+    challenge = result.challenge
+    row.x402_version = challenge.version if challenge else None
+    row.payment_requirements_valid = challenge.valid if challenge else None
+    offer = challenge.headline_offer if challenge else None
+    row.asset_verdict = result.asset_verdict.value if challenge else None
+    row.facilitator_verdict = result.facilitator_verdict.value
+    row.network = offer.caip2 or offer.network if offer else None
+    row.asset = offer.asset if offer else None
+    row.price = offer.price if offer else None
+    if challenge is not None and challenge.valid:
+        row.challenge_input_json = dump(challenge.input_schema)
+        row.challenge_output_json = dump(challenge.output_schema)
+    if result.outcome is Outcome.PASS:
+        row.pass_asset_verified = result.asset_verdict is AssetVerdict.VERIFIED
+        row.pass_facilitator_supported = result.facilitator_verdict is FacilitatorVerdict.SUPPORTED
+
+
+def check_values(endpoint_id: int, result: CheckResult) -> dict[str, Any]:
+    challenge = result.challenge
+    offer = challenge.first_valid_offer if challenge else None
+    headline = challenge.headline_offer if challenge else None
+    return {
+        "endpoint_id": endpoint_id,
+        "checked_at": result.checked_at,
+        "outcome": result.outcome.value,
+        "method": result.method,
+        "method_guessed": result.method_guessed,
+        "http_status": result.http_status,
+        "latency_ms": result.latency_ms,
+        "error": result.error,
+        "x402_version": result.x402_version,
+        "payment_requirements_valid": result.payment_requirements_valid,
+        "findings_json": dump([f.as_dict() for f in result.findings]) if challenge else None,
+        "offer_key": (
+            f"{offer.network}|{offer.asset}|{offer.amount}|{offer.pay_to}" if offer else None
+        ),
+        "asset_verdict": result.asset_verdict.value if challenge else None,
+        "facilitator_verdict": result.facilitator_verdict.value,
+        "network": (headline.caip2 or headline.network) if headline else None,
+        "price": headline.price if headline else None,
+    }
+
+
+def stored_endpoint(row: EndpointRow) -> StoredEndpoint:
+    assert row.id is not None
+    declared_input = load(row.input_schema_json)
+    learned_input = load(row.challenge_input_json)
+    spec = EndpointSpec(
+        url=row.url,
+        method=row.method,
+        body=load(row.body_json),
+        has_body=row.has_body,
+        title=row.title,
+        category=row.category,
+        facilitator=row.facilitator,
+        input_schema=declared_input if declared_input is not None else learned_input,
+        source=row.source,
+    )
+    return StoredEndpoint(
+        id=row.id,
+        slug=row.slug,
+        spec=spec,
+        state=state_of(row),
+        first_seen_at=row.first_seen_at,
+        in_config=row.in_config,
+        next_check_at=row.next_check_at,
+        last_http_status=row.last_http_status,
+        last_latency_ms=row.last_latency_ms,
+        last_error=row.last_error,
+        x402_version=row.x402_version,
+        payment_requirements_valid=row.payment_requirements_valid,
+        output_schema=load(row.challenge_output_json),
+        asset_verdict=AssetVerdict(row.asset_verdict) if row.asset_verdict else None,
+        facilitator_verdict=(
+            FacilitatorVerdict(row.facilitator_verdict) if row.facilitator_verdict else None
+        ),
+        network=row.network,
+        asset=row.asset,
+        price=row.price,
+        pass_asset_verified=row.pass_asset_verified,
+        pass_facilitator_supported=row.pass_facilitator_supported,
+        counts_30d=OutcomeCounts(
+            passes=row.window_passes,
+            soft_fails=row.window_soft_fails,
+            hard_fails=row.window_hard_fails,
+            inconclusive=row.window_inconclusive,
+            first_check_at=row.window_first_check_at,
+        ),
+        offers_stable=row.offers_stable,
+        p50_ms=row.p50_ms,
+        p95_ms=row.p95_ms,
+        score=row.score,
+    )
+
+
+def apply_figures(
+    row: EndpointRow, counts: OutcomeCounts, figures: EndpointFigures, stable: bool
+) -> None:
+    """Keep the latest figures on the endpoint row."""
+    row.window_passes = counts.passes
+    row.window_soft_fails = counts.soft_fails
+    row.window_hard_fails = counts.hard_fails
+    row.window_inconclusive = counts.inconclusive
+    row.window_first_check_at = counts.first_check_at
+    row.offers_stable = stable
+    row.uptime_30d = figures.uptime_30d
+    row.reachability_30d = figures.reachability_30d
+    row.p50_ms = figures.p50_ms
+    row.p95_ms = figures.p95_ms
+    row.score = figures.score
