@@ -44,6 +44,7 @@ V1_POST_BODYFIELDS = "11-v1-evm-real-truecast-post-bodyfields.json"
 V1_EMPTY_PAYTO = "08-v1-evm-real-aeon-empty-payto-INVALID.json"
 V2_HEADER = "02a-v2-evm-spec-PAYMENT-REQUIRED-header.b64"
 V2_SDK_HEADER = "G1-v2-python-sdk-2.25-fastapi-PAYMENT-REQUIRED.b64"
+SUPPORTED = "06-supported-v2-spec.json"
 
 
 class DemoServer(ThreadingHTTPServer):
@@ -239,6 +240,11 @@ class DemoHandler(BaseHTTPRequestHandler):
     def _redirect_loop(self, query: dict[str, str]) -> None:
         self._send(302, headers={"Location": "/redirect-loop"})
 
+    def _facilitator_supported(self, query: dict[str, str]) -> None:
+        # A facilitator's capability list (spec example): lets the demo and tests run the
+        # facilitator check offline.
+        self._send(200, _fixture(SUPPORTED))
+
     def _big(self, query: dict[str, str]) -> None:
         self.send_response(402)
         self.send_header("Content-Type", "application/json")
@@ -275,6 +281,7 @@ ROUTES: dict[str, Callable[[DemoHandler, dict[str, str]], None]] = {
     "/redirect": DemoHandler._redirect,
     "/redirect-loop": DemoHandler._redirect_loop,
     "/big": DemoHandler._big,
+    "/facilitator/supported": DemoHandler._facilitator_supported,
 }
 """Path -> behaviour. Anything else answers 404."""
 

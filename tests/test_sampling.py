@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from monitor.x402 import SampleRequest, parse_challenge, sample_request
-from monitor.x402.sampling import MAX_DEPTH, MAX_VALUES
+from monitor.x402.bazaar import ApiDescription, describe
+from monitor.x402.sampling import MAX_DEPTH, MAX_VALUES, sample_from_description
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "x402"
 SEED_PAGE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "seed-detail-page.txt"
@@ -301,3 +302,64 @@ def test_random_junk_never_raises() -> None:
         assert isinstance(sample, SampleRequest)
         assert all(isinstance(v, str) for v in sample.query.values())
         json.dumps(sample.body)  # the body must stay JSON-serialisable
+
+
+def _description(**fields: Any) -> ApiDescription:
+    base: dict[str, Any] = {
+        "kind": "http", "method": "POST", "body_type": "json", "query_params": None,
+        "body": None, "headers": None, "path_params": None, "route_template": None,
+        "tool_name": None, "tool_input_schema": None, "output": None, "discoverable": True,
+        "source": "v2-bazaar",
+    }  # fmt: skip
+    return ApiDescription(**{**base, **fields})
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"body": {"a": "b"}, "body_kind": "example"}, SampleRequest("POST", {}, {"a": "b"})),
+        ({"body": "raw text", "body_kind": "example"}, SampleRequest("POST", {}, "raw text")),
+        ({"body": {"type": "object", "required": ["n"], "properties": {"n": {"type": "integer"}}},
+          "body_kind": "schema"}, SampleRequest("POST", {}, {"n": 1})),
+        ({"body": {"a": {"type": "string", "required": True}, "b": {}}, "body_kind": "fields"},
+         SampleRequest("POST", {}, {"a": "test"})),
+        ({"body": None}, SampleRequest("POST", {}, {})),
+        ({"method": "GET", "body": {"a": 1}, "body_kind": "example"},
+         SampleRequest("GET", {}, None)),
+        # v2 queryParams are example values (sent); v1 ones are descriptions (only required sent)
+        ({"method": "GET", "query_params": {"city": "Paris", "n": 2}},
+         SampleRequest("GET", {"city": "Paris", "n": "2"}, None)),
+        ({"method": "GET", "query_params": {"city": "Paris"}, "source": "v1-outputSchema"},
+         SampleRequest("GET", {}, None)),
+        ({"method": None, "body": {"a": 1}, "body_kind": "example"},
+         SampleRequest(None, {}, {"a": 1})),
+        ({"kind": "mcp", "method": None, "tool_name": "t", "tool_input_schema": None},
+         SampleRequest("POST", {}, {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                                    "params": {"name": "t", "arguments": {}}})),
+    ],
+)  # fmt: skip
+def test_sample_from_description(fields: dict[str, Any], expected: SampleRequest) -> None:
+    description = _description(**fields)
+    assert sample_from_description(description) == expected
+    assert sample_request(description) == expected
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "08-v1-evm-real-aeon-empty-payto-INVALID.json",
+        "11-v1-evm-real-truecast-post-bodyfields.json",
+        "05-discovery-item-cdp-docs-mixed-v1-v2.json",
+    ],
+)
+def test_description_and_raw_input_sample_alike_for_v1_fixtures(name: str) -> None:
+    document = json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+    description, _ = describe(document)
+    assert description is not None
+    raw = document["accepts"][0]["outputSchema"]["input"]
+    assert sample_request(description) == sample_request(raw)
+
+
+def test_junk_description_never_raises() -> None:
+    junk = _description(method=7, query_params=[1], body={"x": object()}, body_kind="fields")
+    assert isinstance(sample_request(junk), SampleRequest)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from monitor.models import Challenge, Finding, Severity
+from monitor.models import AssetVerdict, Challenge, Finding, Severity
 from monitor.x402 import (
     CODES,
     V1_NETWORKS,
@@ -43,6 +43,18 @@ def _json(name: str) -> dict[str, Any]:
 
 V1_DOC = _json("01-v1-evm-spec-base-sepolia.json")
 V2_DOC = _json("02b-v2-evm-spec-decoded.json")
+SOLANA_MAINNET = "solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp"
+SOLANA_USDC = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v"
+SOLANA_PAY_TO = "WwwuGbqHrwF5RG89KhUbmRWEvjnRH9k5kVM5p7T3WwW"
+FEE_PAYER = "2wKupLR9q6wXYppw8Gr2NvWxKBUqm4PPJKkQfoxHDBg4"
+SOLANA_CHANGES: dict[str, Any] = {
+    "accepts.0.asset": SOLANA_USDC,
+    "accepts.0.payTo": SOLANA_PAY_TO,
+    "accepts.0.extra": {"feePayer": FEE_PAYER},
+}
+"""Turn fixture 01/02b's EVM entry into a valid Solana USDC entry (network set separately)."""
+MEGA_USD = "0xFAfDdbb3FC7688494971a79cc65DCa3EF82079E7"
+AMOY_USDC = "0x41E94Eb019C0762f9Bfcf9Fb1E58725BfB0e7582"
 
 
 def encode(document: Any, *, urlsafe: bool = False, padding: bool = True) -> str:
@@ -92,27 +104,49 @@ def only(challenge: Challenge, code: str) -> Finding:
 # Real fixtures ------------------------------------------------------------------------------
 
 
+BASE = "eip155:8453"
+BASE_SEPOLIA = "eip155:84532"
+
+
 @pytest.mark.parametrize(
-    ("headers", "body", "version", "source", "offers"),
+    ("headers", "body", "version", "source", "networks", "prices", "warnings"),
     [
-        ({}, "01-v1-evm-spec-base-sepolia.json", 1, "body", 1),
-        ({HEADER: "02a-v2-evm-spec-PAYMENT-REQUIRED-header.b64"}, None, 2, "header", 1),
-        ({}, "11-v1-evm-real-truecast-post-bodyfields.json", 1, "body", 1),
-        ({}, "13-v1-evm-svm-real-skill-registry-dual-rail.json", 1, "body", 2),
-        ({HEADER: "G1-v2-python-sdk-2.25-fastapi-PAYMENT-REQUIRED.b64"}, None, 2, "header", 1),
+        ({}, "01-v1-evm-spec-base-sepolia.json", 1, "body", [BASE_SEPOLIA], ["$0.01"], []),
+        ({HEADER: "02a-v2-evm-spec-PAYMENT-REQUIRED-header.b64"}, None, 2, "header",
+         [BASE_SEPOLIA], ["$0.01"], []),
+        ({}, "11-v1-evm-real-truecast-post-bodyfields.json", 1, "body", [BASE], ["$0.10"], []),
+        # Its resource is http://localhost: rule 9 warns (new with issue 3), still valid.
+        ({}, "13-v1-evm-svm-real-skill-registry-dual-rail.json", 1, "body",
+         [BASE_SEPOLIA, SOLANA_MAINNET], ["$0.001", "$0.001"], ["resource-not-https"] * 2),
+        ({HEADER: "G1-v2-python-sdk-2.25-fastapi-PAYMENT-REQUIRED.b64"}, None, 2, "header",
+         [BASE_SEPOLIA], ["$0.01"], []),
     ],
     ids=["01", "02", "11", "13", "G1"],
-)
+)  # fmt: skip
 def test_valid_fixtures(
-    headers: dict[str, str], body: str | None, version: int, source: str, offers: int
+    headers: dict[str, str],
+    body: str | None,
+    version: int,
+    source: str,
+    networks: list[str],
+    prices: list[str],
+    warnings: list[str],
 ) -> None:
     header_values = {k: _bytes(v).decode() for k, v in headers.items()}
     challenge = parse_challenge(header_values, _bytes(body) if body else b"{}")
     assert challenge.valid, challenge.findings
-    assert (challenge.version, challenge.source, len(challenge.offers)) == (version, source, offers)
+    assert (challenge.version, challenge.source) == (version, source)
     assert all(offer.valid for offer in challenge.offers)
     assert first_error(challenge) is None
-    assert not [f for f in challenge.findings if f.severity is Severity.ERROR]
+    assert codes(challenge) == warnings
+    # Checked by hand against reference §3.2: Base Sepolia USDC is {"USDC", "2"} (01, 02, 13,
+    # G1), Base USDC {"USD Coin", "2"} (11), Solana mainnet USDC needs no domain (13).
+    assert [offer.caip2 for offer in challenge.offers] == networks
+    assert [offer.asset_verdict for offer in challenge.offers] == [AssetVerdict.VERIFIED] * len(
+        networks
+    )
+    assert challenge.asset_verdict is AssetVerdict.VERIFIED
+    assert [offer.price for offer in challenge.offers] == prices
 
 
 def test_v2_header_fixtures_decode_to_their_json_twins() -> None:
@@ -136,16 +170,34 @@ def test_fixture_08_is_invalid_because_pay_to_is_empty() -> None:
     assert error.message.startswith("accepts[0].payTo empty")
     assert challenge.offers[0].valid is False
     assert challenge.first_valid_offer is None
+    # Base USDC with {"USD Coin", "2"}: the asset is right even though the offer is not.
+    assert challenge.asset_verdict is AssetVerdict.VERIFIED
+    assert challenge.offers[0].price == "$0.01"
 
 
 def test_fixture_05_hybrid_in_body_is_reported() -> None:
     challenge = parse_challenge({}, _bytes("05-discovery-item-cdp-docs-mixed-v1-v2.json"))
     assert challenge.valid is False
-    assert {"v2-in-body", "resource-invalid", "field-missing", "hybrid-fields"} <= set(
-        codes(challenge)
-    )
-    assert only(challenge, "hybrid-fields").path == "accepts[0].maxAmountRequired"
+    assert sorted(set(codes(challenge))) == [
+        "bazaar-v1-metadata-in-v2",  # discovery data in v1 place inside a v2 document
+        "field-missing",
+        "hybrid-fields",
+        "resource-invalid",
+        "unknown-key",
+        "v2-in-body",
+    ]
+    hybrids = [f.path for f in challenge.findings if f.code == "hybrid-fields"]
+    assert hybrids == [
+        f"accepts[0].{key}"
+        for key in ("maxAmountRequired", "resource", "description", "mimeType", "outputSchema")
+    ]
+    assert [f.path for f in challenge.findings if f.code == "unknown-key"] == [
+        "lastUpdated",
+        "metadata",
+        "type",
+    ]
     assert only(challenge, "field-missing").path == "accepts[0].amount"
+    assert challenge.offers[0].asset_verdict is AssetVerdict.VERIFIED
 
 
 def test_offers_fold_v1_and_v2_field_names() -> None:
@@ -189,6 +241,17 @@ def test_v2_schemas_come_from_the_bazaar_extension() -> None:
 # One row per finding code ------------------------------------------------------------------
 
 LARGE_V2 = build(V2_DOC, {"resource.description": "x" * 9000})
+HUGE_V2 = build(V2_DOC, {"resource.description": "x" * 13000})
+SOLANA_V1 = build(V1_DOC, {**SOLANA_CHANGES, "accepts.0.network": "solana"})
+MEGAETH_V2 = build(
+    V2_DOC,
+    {
+        "accepts.0.network": "eip155:4326",
+        "accepts.0.asset": MEGA_USD,
+        "accepts.0.extra": {"name": "MegaUSD", "version": "1"},
+    },
+)
+AMOY_V1 = build(V1_DOC, {"accepts.0.network": "polygon-amoy", "accepts.0.asset": AMOY_USDC})
 DEEP = "[" * (MAX_JSON_DEPTH + 1) + "]" * (MAX_JSON_DEPTH + 1)
 SECOND_OFFER_BAD = build(V1_DOC, {"accepts": [V1_DOC["accepts"][0], {"scheme": "exact"}]})
 
@@ -205,7 +268,14 @@ CASES: list[tuple[str, dict[str, str], Any, str, Severity, str]] = [
     ("deep body", {}, DEEP.encode(), "json-too-deep", Severity.ERROR, ""),
     ("empty header", {HEADER: "  "}, V1_DOC, "header-empty", Severity.WARNING, ""),
     ("large header", {HEADER: encode(LARGE_V2)}, b"", "header-large", Severity.WARNING, ""),
+    ("header over 16 KB", {HEADER: encode(HUGE_V2)}, b"", "header-over-16kb", Severity.ERROR,
+     ""),
     ("huge header", {HEADER: "A" * 70000}, V1_DOC, "header-too-large", Severity.ERROR, ""),
+    ("header and body differ", {HEADER: encode(V2_DOC)},
+     build(V1_DOC, {"accepts.0.maxAmountRequired": "20000"}),
+     "header-body-mismatch", Severity.WARNING, "body.accepts[0].maxAmountRequired"),
+    ("invalid body beside header", {HEADER: encode(V2_DOC)},
+     build(V1_DOC, {"accepts.0.payTo": ""}), "body-challenge-invalid", Severity.WARNING, "body"),
     ("header not b64", {HEADER: "not base64!"}, V1_DOC, "header-not-base64", Severity.ERROR, ""),
     ("header not json", {HEADER: base64.b64encode(b"hi").decode()}, b"",
      "header-not-json", Severity.ERROR, ""),
@@ -220,7 +290,7 @@ CASES: list[tuple[str, dict[str, str], Any, str, Severity, str]] = [
      "version-invalid", Severity.ERROR, "x402Version"),
     ("version missing", {}, build(V1_DOC, {"x402Version": DELETE}),
      "version-invalid", Severity.ERROR, "x402Version"),
-    ("v2 in body", {}, V2_DOC, "v2-in-body", Severity.WARNING, ""),
+    ("v2 in body", {}, V2_DOC, "v2-in-body", Severity.ERROR, ""),
     ("v1 error missing", {}, build(V1_DOC, {"error": DELETE}), "error-missing", Severity.WARNING,
      "error"),
     ("error not string", {}, build(V1_DOC, {"error": 402}), "field-type", Severity.ERROR, "error"),
@@ -230,6 +300,10 @@ CASES: list[tuple[str, dict[str, str], Any, str, Severity, str]] = [
      "resource-invalid", Severity.ERROR, "resource"),
     ("resource url empty", {HEADER: encode(build(V2_DOC, {"resource.url": ""}))}, b"",
      "field-empty", Severity.ERROR, "resource.url"),
+    ("unknown top-level key", {}, build(V1_DOC, {"lastUpdated": 1}), "unknown-key",
+     Severity.INFO, "lastUpdated"),
+    ("v1 with v2 resource object", {}, build(V1_DOC, {"resource": {"url": "https://a.b"}}),
+     "hybrid-fields", Severity.WARNING, "resource"),
     ("accepts empty", {}, build(V1_DOC, {"accepts": []}), "accepts-empty", Severity.ERROR,
      "accepts"),
     ("accepts missing", {}, build(V1_DOC, {"accepts": DELETE}), "field-missing", Severity.ERROR,
@@ -250,6 +324,8 @@ CASES: list[tuple[str, dict[str, str], Any, str, Severity, str]] = [
      Severity.ERROR, "accepts[0].resource"),
     ("v1 resource relative", {}, build(V1_DOC, {"accepts.0.resource": "/premium"}),
      "resource-not-url", Severity.ERROR, "accepts[0].resource"),
+    ("v1 resource http", {}, build(V1_DOC, {"accepts.0.resource": "http://a.example/x"}),
+     "resource-not-https", Severity.WARNING, "accepts[0].resource"),
     ("v1 description empty", {}, build(V1_DOC, {"accepts.0.description": ""}),
      "description-empty", Severity.WARNING, "accepts[0].description"),
     ("v1 description missing", {}, build(V1_DOC, {"accepts.0.description": DELETE}),
@@ -270,8 +346,9 @@ CASES: list[tuple[str, dict[str, str], Any, str, Severity, str]] = [
      "field-missing", Severity.ERROR, "accepts[0].maxTimeoutSeconds"),
     ("timeout day", {}, build(V1_DOC, {"accepts.0.maxTimeoutSeconds": 86400}),
      "timeout-long", Severity.WARNING, "accepts[0].maxTimeoutSeconds"),
-    ("extra null", {}, build(V1_DOC, {"accepts.0.extra": None}), "extra-null",
-     Severity.WARNING, "accepts[0].extra"),
+    # EVM `exact` needs extra.name/version, so the null extra is tolerated on another scheme.
+    ("extra null", {}, build(V1_DOC, {"accepts.0.extra": None, "accepts.0.scheme": "upto"}),
+     "extra-null", Severity.WARNING, "accepts[0].extra"),
     ("extra list", {}, build(V1_DOC, {"accepts.0.extra": []}), "extra-not-object",
      Severity.ERROR, "accepts[0].extra"),
     ("v1 unknown network", {}, build(V1_DOC, {"accepts.0.network": "Base"}), "network-unknown",
@@ -285,6 +362,34 @@ CASES: list[tuple[str, dict[str, str], Any, str, Severity, str]] = [
      "network-noncanonical", Severity.ERROR, "accepts[0].network"),
     ("v1 with amount", {}, build(V1_DOC, {"accepts.0.amount": "10000"}), "hybrid-fields",
      Severity.WARNING, "accepts[0].amount"),
+    ("v1 with CAIP-2 network", {}, build(V1_DOC, {"accepts.0.network": "eip155:84532"}),
+     "hybrid-fields", Severity.WARNING, "accepts[0].network"),
+    ("v2 with v1 resource", {HEADER: encode(build(V2_DOC, {"accepts.0.resource": "https://a.b"}))},
+     b"", "hybrid-fields", Severity.WARNING, "accepts[0].resource"),
+    ("evm payTo short", {}, build(V1_DOC, {"accepts.0.payTo": "0x1234"}), "address-invalid",
+     Severity.ERROR, "accepts[0].payTo"),
+    ("solana asset hex", {}, build(SOLANA_V1, {"accepts.0.asset": MEGA_USD}), "address-invalid",
+     Severity.ERROR, "accepts[0].asset"),
+    ("solana fee payer missing", {}, build(SOLANA_V1, {"accepts.0.extra": {}}),
+     "feepayer-missing", Severity.ERROR, "accepts[0].extra.feePayer"),
+    ("transfer method unknown", {},
+     build(V1_DOC, {"accepts.0.extra.assetTransferMethod": "eip2612"}),
+     "transfer-method-invalid", Severity.ERROR, "accepts[0].extra.assetTransferMethod"),
+    ("eip712 version missing", {}, build(V1_DOC, {"accepts.0.extra.version": DELETE}),
+     "eip712-domain-missing", Severity.ERROR, "accepts[0].extra.version"),
+    ("wrong EIP-712 name", {}, build(V1_DOC, {"accepts.0.extra.name": "USD Coin"}),
+     "asset-domain-mismatch", Severity.ERROR, "accepts[0].extra.name"),
+    ("low-confidence version", {}, build(AMOY_V1, {"accepts.0.extra.version": "1"}),
+     "asset-domain-unconfirmed", Severity.WARNING, "accepts[0].extra.version"),
+    ("permit2-only token via eip3009", {HEADER: encode(MEGAETH_V2)}, b"",
+     "asset-method-mismatch", Severity.ERROR, "accepts[0].asset"),
+    ("unknown asset", {}, build(V1_DOC, {"accepts.0.asset": "0x" + "1" * 40}),
+     "asset-unverified", Severity.WARNING, "accepts[0].asset"),
+    ("payment flow unknown",
+     {HEADER: encode(build(V2_DOC, {"accepts.0.extra.paymentFlow": "later"}))}, b"",
+     "payment-flow-unknown", Severity.WARNING, "accepts[0].extra.paymentFlow"),
+    ("duplicate offers", {}, build(V1_DOC, {"accepts": V1_DOC["accepts"] * 2}),
+     "offer-duplicate", Severity.WARNING, "accepts[1]"),
     ("101 offers", {}, build(V1_DOC, {"accepts": V1_DOC["accepts"] * 101}), "accepts-too-many",
      Severity.WARNING, "accepts"),
     ("one of two invalid", {}, SECOND_OFFER_BAD, "offers-partly-invalid", Severity.ERROR,
@@ -388,8 +493,9 @@ def test_envelope_error_makes_the_challenge_invalid_despite_valid_offers() -> No
     [
         ("1", {}, ["version-invalid"]),
         (1.0, {"accepts.0.payTo": ""}, ["version-invalid", "field-empty"]),
+        # Vocabulary 2 (from "2"): each v1 entry field is a hybrid, the v1 name not CAIP-2.
         ("2", {"accepts.0.amount": "5"},
-         ["version-invalid", "hybrid-fields", "resource-missing", "network-not-caip2"]),
+         ["version-invalid", *["hybrid-fields"] * 5, "resource-missing", "network-not-caip2"]),
         (None, {"accepts.0.maxAmountRequired": 5}, ["version-invalid", "amount-not-string"]),
         ([], {"accepts.0.maxAmountRequired": DELETE}, ["version-invalid"]),
     ],
@@ -459,9 +565,13 @@ def test_amount_with_leading_zero_and_many_digits_is_accepted() -> None:
 
 @pytest.mark.parametrize("network", sorted(V1_NETWORKS))
 def test_every_v1_name_is_accepted(network: str) -> None:
-    challenge = v1(accepts__0__network=network)
-    assert challenge.valid
+    changes = {"accepts.0.network": network}
+    if network.startswith("solana"):
+        changes |= SOLANA_CHANGES
+    challenge = parse_challenge({}, _body(build(V1_DOC, changes)))
+    assert challenge.valid, challenge.findings
     assert "network-unknown" not in codes(challenge)
+    assert challenge.offers[0].caip2 == V1_NETWORKS[network]
 
 
 @pytest.mark.parametrize(
@@ -477,9 +587,14 @@ def test_every_v1_name_is_accepted(network: str) -> None:
     ],
 )
 def test_v2_caip2_networks_are_accepted(network: str) -> None:
-    challenge = v2(accepts__0__network=network)
+    changes = {"accepts.0.network": network}
+    if network.startswith("solana:"):
+        changes |= SOLANA_CHANGES
+    challenge = parse_challenge({HEADER: encode(build(V2_DOC, changes))}, b"")
     assert challenge.valid, challenge.findings
-    assert challenge.findings == ()
+    # Base Sepolia's USDC address is not a known token anywhere else: a warning only.
+    assert set(codes(challenge)) <= {"asset-unverified"}
+    assert challenge.offers[0].caip2 == network
 
 
 @pytest.mark.parametrize(
@@ -560,7 +675,7 @@ def test_nesting_at_the_limit_parses_and_one_deeper_does_not() -> None:
         value: Any = "leaf"
         for _ in range(depth - 4):  # challenge, accepts, accepts[0] and extra are four levels
             value = [value]
-        return build(V2_DOC, {"accepts.0.extra": {"deep": value}})
+        return build(V2_DOC, {"accepts.0.extra.deep": value})
 
     assert parse_challenge({HEADER: encode(nested(MAX_JSON_DEPTH))}, b"").valid
     too_deep = parse_challenge({HEADER: encode(nested(MAX_JSON_DEPTH + 1))}, b"")
@@ -692,3 +807,207 @@ def test_unknown_networks_are_not_known() -> None:
     assert not is_known_network("eip155:999999")
     assert not is_known_network("solana:mainnet")
     assert not is_known_network("BASE")
+
+
+# Header and body together (rule 5) ---------------------------------------------------------
+
+
+def test_matching_v1_body_beside_the_header_adds_no_finding() -> None:
+    body = build(V1_DOC, {"accepts.0.payTo": V1_DOC["accepts"][0]["payTo"].lower()})
+    challenge = parse_challenge({HEADER: encode(V2_DOC)}, _body(body))
+    assert (challenge.valid, challenge.source, codes(challenge)) == (True, "header", [])
+
+
+@pytest.mark.parametrize(
+    ("changes", "paths"),
+    [
+        ({"accepts.0.resource": "https://other.example/x"}, ["body.accepts[0].resource"]),
+        ({"accepts.0.asset": "0x" + "2" * 40, "accepts.0.maxAmountRequired": "1"},
+         ["body.accepts[0].maxAmountRequired", "body.accepts[0].asset"]),
+        ({"accepts.0.network": "base"},
+         ["accepts[0].network", "body.accepts[0].network"]),
+        # "base-sepolia" in the body and "eip155:84532" in the header are the same network.
+        ({"accepts.0.network": "eip155:84532"}, []),
+    ],
+)  # fmt: skip
+def test_header_body_mismatches_are_warnings(changes: dict[str, Any], paths: list[str]) -> None:
+    challenge = parse_challenge({HEADER: encode(V2_DOC)}, _body(build(V1_DOC, changes)))
+    assert challenge.valid
+    assert challenge.offers[0].network == "eip155:84532"  # the header stays the source of truth
+    mismatches = [f for f in challenge.findings if f.code == "header-body-mismatch"]
+    assert [f.path for f in mismatches] == paths
+    assert all(f.severity is Severity.WARNING for f in mismatches)
+
+
+def test_invalid_body_beside_a_header_does_not_invalidate_the_challenge() -> None:
+    body = build(V1_DOC, {"accepts.0.payTo": ""})
+    challenge = parse_challenge({HEADER: encode(V2_DOC)}, _body(body))
+    assert challenge.valid
+    finding = only(challenge, "body-challenge-invalid")
+    assert finding.message.startswith("body v1 challenge is invalid: accepts[0].payTo empty")
+
+
+@pytest.mark.parametrize("body", [b"{}", b"", b"<html></html>", _body(V2_DOC), b"[1]"])
+def test_bodies_that_are_not_v1_challenges_are_not_compared(body: bytes) -> None:
+    assert codes(parse_challenge({HEADER: encode(V2_DOC)}, body)) == []
+
+
+def test_header_over_16kb_is_an_error_not_a_warning() -> None:
+    challenge = parse_challenge({HEADER: encode(HUGE_V2)}, b"")
+    assert codes(challenge) == ["header-over-16kb"]
+    assert challenge.valid is False
+    assert challenge.offers[0].valid  # the offer itself is fine: the envelope is not
+
+
+# Envelope extras (rules 8, 17) -------------------------------------------------------------
+
+
+def test_unknown_keys_are_kept_and_capped() -> None:
+    document = build(V1_DOC, {f"k{i}": i for i in range(30)})
+    challenge = parse_challenge({}, _body(document))
+    assert challenge.valid
+    assert codes(challenge) == ["unknown-key"] * 10
+    assert challenge.document is not None
+    assert challenge.document["k29"] == 29
+
+
+def test_duplicates_are_reported_once_per_group_in_any_letter_case() -> None:
+    entry = V1_DOC["accepts"][0]
+    shouting = {**entry, "payTo": "0x" + entry["payTo"][2:].upper(), "maxAmountRequired": "9"}
+    challenge = v1(accepts=[entry, shouting, entry])
+    finding = only(challenge, "offer-duplicate")
+    assert finding.path == "accepts[1]"
+    assert finding.message.startswith("accepts[1] repeats accepts[0] (and 1 more)")
+    assert "offer-duplicate" not in codes(v1(accepts=[entry, {**entry, "scheme": "upto"}]))
+
+
+# Offer details (rules 9-16) ----------------------------------------------------------------
+
+
+def test_amount_with_spaces_says_so() -> None:
+    error = first_error(v2(accepts__0__amount=" 10000 "))
+    assert error is not None
+    assert error.code == "amount-invalid"
+    assert error.message == (
+        "accepts[0].amount ' 10000 ' has leading or trailing spaces; send \"10000\" without spaces"
+    )
+
+
+def test_v1_network_name_in_v2_is_an_error_named_as_such() -> None:
+    finding = only(v2(accepts__0__network="base"), "network-not-caip2")
+    assert finding.message.startswith("accepts[0].network 'base' is a v1 network name")
+
+
+def test_ambiguous_v1_name_maps_to_the_ts_go_id_and_keeps_the_info() -> None:
+    challenge = v1(accepts__0__network="educhain")
+    assert challenge.valid
+    assert challenge.offers[0].caip2 == "eip155:41923"
+    assert only(challenge, "network-ambiguous").severity is Severity.INFO
+
+
+def test_solana_null_extra_is_a_missing_fee_payer_not_a_warning() -> None:
+    challenge = parse_challenge({}, _body(build(SOLANA_V1, {"accepts.0.extra": None})))
+    assert challenge.valid is False
+    assert codes(challenge) == ["feepayer-missing"]
+    assert "extra is null" in only(challenge, "feepayer-missing").message
+
+
+@pytest.mark.parametrize("fee_payer", ["...", "0x" + "1" * 40, 5, "1" * 31, "z" * 44])
+def test_solana_fee_payer_must_be_a_32_byte_key(fee_payer: Any) -> None:
+    document = build(SOLANA_V1, {"accepts.0.extra.feePayer": fee_payer})
+    finding = only(parse_challenge({}, _body(document)), "address-invalid")
+    assert finding.path == "accepts[0].extra.feePayer"
+
+
+def test_solana_upto_without_fee_payer_is_not_checked() -> None:
+    document = build(SOLANA_V1, {"accepts.0.extra": None, "accepts.0.scheme": "upto"})
+    assert codes(parse_challenge({}, _body(document))) == ["extra-null"]
+
+
+def test_other_namespaces_accept_role_constants_and_currency_codes() -> None:
+    challenge = v2(
+        accepts__0__network="ach:us",
+        accepts__0__payTo="merchant",
+        accepts__0__asset="USD",
+        accepts__0__extra={},
+    )
+    assert challenge.valid, challenge.findings
+    assert codes(challenge) == ["asset-unverified"]
+    assert challenge.offers[0].asset_verdict is AssetVerdict.UNVERIFIED
+    assert challenge.offers[0].price == "10000 atomic units of USD"
+
+
+@pytest.mark.parametrize(
+    ("changes", "verdict", "found"),
+    [
+        ({}, AssetVerdict.VERIFIED, []),
+        ({"accepts.0.extra.version": "1"}, AssetVerdict.MISMATCH, ["asset-domain-mismatch"]),
+        ({"accepts.0.extra.name": DELETE}, AssetVerdict.MISMATCH, ["eip712-domain-missing"]),
+        ({"accepts.0.extra.assetTransferMethod": "permit2", "accepts.0.extra.name": "USD Coin"},
+         AssetVerdict.UNVERIFIED, ["asset-domain-unconfirmed"]),
+        ({"accepts.0.extra": {"assetTransferMethod": "erc7710"}}, AssetVerdict.VERIFIED, []),
+        ({"accepts.0.asset": "0x" + "3" * 40}, AssetVerdict.UNVERIFIED, ["asset-unverified"]),
+        ({"accepts.0.asset": "0x" + "3" * 40, "accepts.0.extra": {}}, AssetVerdict.UNVERIFIED,
+         ["eip712-domain-missing", "eip712-domain-missing", "asset-unverified"]),
+        ({"accepts.0.asset": "USDC"}, AssetVerdict.UNVERIFIED, ["address-invalid"]),
+        ({"accepts.0.asset": DELETE}, AssetVerdict.UNKNOWN, ["field-missing"]),
+        ({"accepts.0.network": "Base"}, AssetVerdict.UNKNOWN, ["network-unknown"]),
+        ({"accepts.0.scheme": "upto", "accepts.0.extra.version": "1"}, AssetVerdict.VERIFIED,
+         []),
+    ],
+)  # fmt: skip
+def test_asset_verdicts_and_their_findings(
+    changes: dict[str, Any], verdict: AssetVerdict, found: list[str]
+) -> None:
+    challenge = parse_challenge({}, _body(build(V1_DOC, changes)))
+    assert challenge.offers[0].asset_verdict is verdict
+    assert codes(challenge) == found
+
+
+def test_permit2_token_is_verified_when_offered_with_permit2() -> None:
+    document = build(MEGAETH_V2, {"accepts.0.extra.assetTransferMethod": "permit2"})
+    challenge = parse_challenge({HEADER: encode(document)}, b"")
+    assert challenge.valid, challenge.findings
+    assert challenge.findings == ()
+    offer = challenge.offers[0]
+    assert (offer.asset_verdict, offer.caip2) == (AssetVerdict.VERIFIED, "eip155:4326")
+    assert offer.price == "0.00000000000001 MegaUSD"  # 18 decimals, not 6
+
+
+def test_eip3009_on_a_permit2_only_token_is_a_mismatch() -> None:
+    challenge = parse_challenge({HEADER: encode(MEGAETH_V2)}, b"")
+    assert challenge.valid is False
+    assert challenge.offers[0].asset_verdict is AssetVerdict.MISMATCH
+
+
+def test_low_confidence_version_is_a_warning_and_unverified() -> None:
+    challenge = parse_challenge({}, _body(build(AMOY_V1, {"accepts.0.extra.version": "1"})))
+    assert challenge.valid
+    assert challenge.offers[0].asset_verdict is AssetVerdict.UNVERIFIED
+    assert "low-confidence" in only(challenge, "asset-domain-unconfirmed").message
+    assert parse_challenge({}, _body(AMOY_V1)).offers[0].asset_verdict is AssetVerdict.VERIFIED
+
+
+@pytest.mark.parametrize("flow", ["authorization", "upfront", "escrow"])
+def test_known_payment_flows_pass(flow: str) -> None:
+    assert v2(accepts__0__extra__paymentFlow=flow).findings == ()
+
+
+@pytest.mark.parametrize("amount", ["0", "1.5", " 1", None])
+def test_price_is_only_set_for_a_valid_amount(amount: Any) -> None:
+    assert v1(accepts__0__maxAmountRequired=amount).offers[0].price is None
+
+
+def test_seller_decimals_do_not_override_the_table() -> None:
+    challenge = v1(accepts__0__extra__decimals=18)
+    assert challenge.offers[0].price == "$0.01"
+
+
+def test_amounts_longer_than_pythons_int_limit_are_still_read() -> None:
+    amount = "9" * 5000  # int() refuses strings over 4300 digits
+    challenge = v1(accepts__0__maxAmountRequired=amount)
+    assert challenge.valid, challenge.findings
+    assert challenge.offers[0].price == f"${'9' * 4994}.999999"
+    body = build(V1_DOC, {"accepts.0.maxAmountRequired": amount})
+    header = encode(build(V2_DOC, {"accepts.0.amount": "0" + amount}))
+    assert codes(parse_challenge({HEADER: header}, _body(body))) == []

@@ -6,6 +6,7 @@ One table (`CODES`) so that pages and the README can be generated from, and chec
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import NamedTuple
 
 from monitor.models import Finding, JsonValue, Severity
@@ -51,6 +52,11 @@ CODES: dict[str, Rule] = {
         "PAYMENT-REQUIRED header exceeds 8 KB",
         "keep it under 8 KB: many servers and proxies reject larger headers",
     ),
+    "header-over-16kb": Rule(
+        _E,
+        "PAYMENT-REQUIRED header exceeds 16 KB",
+        "keep it under 8 KB: Node.js clients refuse headers over 16 KB by default",
+    ),
     "header-too-large": Rule(
         _E,
         "PAYMENT-REQUIRED header exceeds the monitor's size limit",
@@ -70,6 +76,16 @@ CODES: dict[str, Rule] = {
     "json-too-deep": Rule(
         _E, "challenge JSON nests deeper than the monitor accepts", "flatten the challenge"
     ),
+    "header-body-mismatch": Rule(
+        _W,
+        "the v1 body challenge disagrees with the PAYMENT-REQUIRED header (the header wins)",
+        "make the v1 body offer what the header offers, or send an empty body",
+    ),
+    "body-challenge-invalid": Rule(
+        _W,
+        "the v1 body challenge sent beside the header has errors (v1 clients read it)",
+        "fix the v1 body challenge or drop it",
+    ),
     # Envelope
     "version-invalid": Rule(
         _E,
@@ -77,8 +93,9 @@ CODES: dict[str, Rule] = {
         "set x402Version to the JSON number 1 or 2",
     ),
     "v2-in-body": Rule(
-        _W,
-        "x402Version 2 challenge found only in the body",
+        _E,
+        "x402Version 2 challenge found only in the body: standard v2 clients read the header "
+        "and fall back to the body only for v1",
         "send v2 challenges in the PAYMENT-REQUIRED header",
     ),
     "error-missing": Rule(
@@ -89,6 +106,11 @@ CODES: dict[str, Rule] = {
     ),
     "resource-invalid": Rule(
         _E, "v2 `resource` is not an object", "make resource an object with a non-empty `url`"
+    ),
+    "unknown-key": Rule(
+        _I,
+        "top-level key that the declared x402Version does not define (kept, not an error)",
+        "drop it unless a client of yours needs it",
     ),
     "accepts-empty": Rule(
         _E, "`accepts` lists no payment option", "list at least one payment option"
@@ -110,6 +132,9 @@ CODES: dict[str, Rule] = {
     "field-missing": Rule(_E, "a required field is missing", "add the field"),
     "field-type": Rule(_E, "a field has the wrong JSON type", "use the type the spec requires"),
     "field-empty": Rule(_E, "a required string is empty", "fill in the value"),
+    "resource-not-https": Rule(
+        _W, "v1 `resource` URL uses http://", "serve the paid resource over https://"
+    ),
     "description-empty": Rule(_W, "v1 `description` is empty", "describe what the payment buys"),
     "amount-not-string": Rule(
         _E, "the amount is a JSON number, not a string", 'quote it: "10000" (atomic units)'
@@ -151,9 +176,59 @@ CODES: dict[str, Rule] = {
         "v1 `resource` is not an absolute http(s) URL",
         "set the absolute URL of the paid resource",
     ),
+    "address-invalid": Rule(
+        _E,
+        "payTo, asset or feePayer is not an address of the offer's network",
+        "use 0x + 40 hex digits on EVM, a base58 32-byte key on Solana",
+    ),
+    "feepayer-missing": Rule(
+        _E,
+        "Solana `exact` offer without `extra.feePayer`",
+        "set extra.feePayer to your facilitator's fee payer (listed by its /supported)",
+    ),
+    "transfer-method-invalid": Rule(
+        _E,
+        "EVM `exact` extra.assetTransferMethod is not eip3009, permit2 or erc7710",
+        "omit it (eip3009) or set permit2 or erc7710",
+    ),
+    "eip712-domain-missing": Rule(
+        _E,
+        "EVM `exact` EIP-3009 offer without extra.name and extra.version strings",
+        "set extra.name and extra.version to the token's EIP-712 name() and version()",
+    ),
+    "asset-domain-mismatch": Rule(
+        _E,
+        "known token with a wrong EIP-712 extra.name/extra.version: signatures will not verify",
+        "use the token's on-chain name() and version()",
+    ),
+    "asset-domain-unconfirmed": Rule(
+        _W,
+        "EIP-712 domain differs from a low-confidence table value or one the method does not sign",
+        "check the token's on-chain name() and version()",
+    ),
+    "asset-method-mismatch": Rule(
+        _E,
+        "known token without EIP-3009 offered with the default eip3009 transfer method",
+        'set extra.assetTransferMethod to "permit2"',
+    ),
+    "asset-unverified": Rule(
+        _W,
+        "asset is not a token the monitor knows on this network (legal, but unchecked)",
+        "nothing to do if it is the token you mean; its EIP-712 domain cannot be checked",
+    ),
+    "payment-flow-unknown": Rule(
+        _W,
+        "v2 extra.paymentFlow is not authorization, upfront or escrow",
+        "use authorization (default), upfront or escrow, or omit it",
+    ),
+    "offer-duplicate": Rule(
+        _W,
+        "two `accepts` entries share scheme, network, asset and payTo",
+        "remove the repeated entry (clients take the first)",
+    ),
     "hybrid-fields": Rule(
         _W,
-        "entry mixes v1 and v2 field names",
+        "challenge mixes v1 and v2 field names or network ids",
         "use only the field names of the declared x402Version",
     ),
     # Safety net
@@ -165,13 +240,13 @@ CODES: dict[str, Rule] = {
 }
 
 
-def registry_markdown() -> str:
-    """Return the registry as a Markdown table (code, severity, meaning, fix) for docs and pages.
+def registry_markdown(registry: Mapping[str, Rule] | None = None) -> str:
+    """Return a registry (default CODES) as a Markdown table: code, severity, meaning, fix.
 
     Pipes in the texts are escaped so every row keeps four cells.
     """
     rows = ["| code | severity | meaning | fix |", "|---|---|---|---|"]
-    for code, rule in CODES.items():
+    for code, rule in (CODES if registry is None else registry).items():
         cells = [f"`{code}`", str(rule.severity), rule.meaning, rule.fix]
         rows.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     return "\n".join(rows) + "\n"

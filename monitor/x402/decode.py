@@ -1,8 +1,10 @@
 """Decode and validate the payment challenge of an HTTP 402 answer.
 
 `parse_challenge` reads the v2 `PAYMENT-REQUIRED` header first, else the v1 JSON body, runs the
-rules of `monitor.x402.rules` and folds v1/v2 field names into `Offer`s. Every read is bounded
-(header size, JSON depth) and nothing raises on hostile input. Pure: stdlib only.
+rules of `monitor.x402.rules` and folds v1/v2 field names into `Offer`s, each with its CAIP-2
+network, asset verdict and display price. A v1 body sent beside a header is validated and
+compared with it (warnings only). Every read is bounded (header size, JSON depth) and nothing
+raises on hostile input. Pure: stdlib + base58.
 """
 
 from __future__ import annotations
@@ -15,16 +17,23 @@ from collections.abc import Mapping
 from typing import NoReturn
 
 from monitor.models import Challenge, Finding, JsonValue, Offer, Severity
+from monitor.x402.assets import asset_verdict, lookup
+from monitor.x402.bazaar import describe
 from monitor.x402.codes import as_int, finding, type_name
+from monitor.x402.compare import compare_header_and_body
+from monitor.x402.context import MAX_OFFERS, offer_caip2
+from monitor.x402.price import format_price
 from monitor.x402.rules import ENVELOPE_RULES, OFFER_RULES, OfferContext
+
+__all__ = ["MAX_JSON_DEPTH", "MAX_OFFERS", "first_error", "parse_challenge"]
 
 HEADER = "payment-required"
 MAX_JSON_DEPTH = 64
 """Deepest array/object nesting accepted; deeper input is refused before `json.loads` recurses."""
-MAX_OFFERS = 100
-"""Only this many `accepts` entries are checked and kept: findings stay bounded per check."""
 LARGE_HEADER_BYTES = 8 * 1024
 """Above this, common servers and proxies (aiohttp, Node behind some proxies) reject the header."""
+OVERSIZE_HEADER_BYTES = 16 * 1024
+"""Above this, Node.js clients (default `maxHeaderSize`) refuse the whole response: an error."""
 
 _STRING_LITERAL = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _BRACKET = re.compile(r"[\[\]{}]")
@@ -85,7 +94,9 @@ def _decode_header(value: str, max_header_bytes: int) -> tuple[JsonValue, list[F
         problem = f"PAYMENT-REQUIRED header is {size} bytes (limit {max_header_bytes})"
         return None, [finding("header-too-large", "", problem)]
     findings = []
-    if size > LARGE_HEADER_BYTES:
+    if size > OVERSIZE_HEADER_BYTES:
+        findings.append(finding("header-over-16kb", "", f"PAYMENT-REQUIRED header is {size} bytes"))
+    elif size > LARGE_HEADER_BYTES:
         findings.append(finding("header-large", "", f"PAYMENT-REQUIRED header is {size} bytes"))
     try:
         raw = b64decode_lenient(value)
@@ -184,23 +195,42 @@ def _text(entry: Mapping[str, JsonValue], key: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _price(amount: str | None, caip2: str | None, asset: str | None) -> str | None:
+    """Return the display price of a valid amount (digits, > 0) of a named asset, else None."""
+    if amount is None or asset is None or not asset.strip():
+        return None
+    if not (amount.isascii() and amount.isdigit()) or not amount.strip("0"):
+        return None
+    return format_price(amount, lookup(caip2, asset), asset)
+
+
 def _offer(entry: JsonValue, index: int, valid: bool) -> Offer:
-    """Fold one accepts entry's v1/v2 field names into an Offer (wrongly typed fields → None)."""
+    """Fold one accepts entry's v1/v2 field names into an Offer (wrongly typed fields → None).
+
+    Also derives the CAIP-2 network, the asset verdict and the display price.
+    """
     if not isinstance(entry, Mapping):
         return Offer(index, None, None, None, None, None, None, None, valid)
     timeout = as_int(entry.get("maxTimeoutSeconds"))
     extra = entry.get("extra")
     amount = _text(entry, "amount")
+    amount = amount if amount is not None else _text(entry, "maxAmountRequired")
+    caip2 = offer_caip2(entry)
+    asset = _text(entry, "asset")
+    verdict = asset_verdict(caip2, asset, entry.get("scheme"), extra)
     return Offer(
         index=index,
         scheme=_text(entry, "scheme"),
         network=_text(entry, "network"),
-        amount=amount if amount is not None else _text(entry, "maxAmountRequired"),
-        asset=_text(entry, "asset"),
+        amount=amount,
+        asset=asset,
         pay_to=_text(entry, "payTo"),
         max_timeout_seconds=timeout if timeout is not None and timeout > 0 else None,
         extra=extra if isinstance(extra, Mapping) else None,
         valid=valid,
+        caip2=caip2,
+        asset_verdict=verdict,
+        price=_price(amount, caip2, asset),
     )
 
 
@@ -268,6 +298,8 @@ def _validate(document: Mapping[str, JsonValue], source: str, found: list[Findin
         problem = f"{len(bad)} of {len(offers)} offers invalid ({', '.join(bad[:5])})"
         findings.append(finding("offers-partly-invalid", "accepts", problem))
     input_schema, output_schema = _schemas(document, version)
+    # Discovery metadata never decides payability: its findings are warnings and notes.
+    findings += describe(document)[1]
     return Challenge(
         version=version,
         source=source,
@@ -280,6 +312,29 @@ def _validate(document: Mapping[str, JsonValue], source: str, found: list[Findin
     )
 
 
+def _body_beside_header(document: Mapping[str, JsonValue], body: bytes) -> list[Finding]:
+    """Validate a v1 body challenge sent with a header one and compare the two (rule 5).
+
+    Returns warnings only: the header is the source of truth. Bodies that are not a v1
+    challenge (the usual `{}`, HTML, a v2 copy) are ignored.
+    """
+    try:
+        body_document = loads_bounded(body.decode("utf-8-sig"))
+    except ValueError:
+        return []
+    version = body_document.get("x402Version") if isinstance(body_document, dict) else None
+    if not isinstance(body_document, dict) or type(version) is not int or version != 1:
+        return []  # type() also refuses True, which == 1
+    findings = []
+    body_challenge = _validate(body_document, "body", [])
+    if not body_challenge.valid:
+        error = first_error(body_challenge)
+        detail = error.message.partition("; ")[0] if error else "no valid offer"
+        problem = f"body v1 challenge is invalid: {detail[:120]}"
+        findings.append(finding("body-challenge-invalid", "body", problem))
+    return findings + compare_header_and_body(document, body_document)
+
+
 def _parse(headers: Mapping[str, str], body: bytes, max_header_bytes: int) -> Challenge:
     findings: list[Finding] = []
     header = headers.get(HEADER)
@@ -287,7 +342,7 @@ def _parse(headers: Mapping[str, str], body: bytes, max_header_bytes: int) -> Ch
         document, findings = _decode_header(header, max_header_bytes)
         if document is None:
             return Challenge(None, "header", None, (), tuple(findings), valid=False)
-        return _validate(document, "header", findings)
+        return _validate(document, "header", findings + _body_beside_header(document, body))
     if header is not None:
         findings.append(finding("header-empty", "", "PAYMENT-REQUIRED header is empty"))
     document, problems = _decode_body(headers, body)

@@ -1,7 +1,7 @@
 """Know the networks x402 payments run on: v1 names, CAIP-2 ids and the mapping between them.
 
-Data first (reference/x402-protocol.md §3.1), functions second, so that the asset table of §3.2
-can be added beside it. Pure: stdlib only.
+Data first (reference/x402-protocol.md §3.1), functions second; the asset table of §3.2 lives
+in `monitor.x402.assets`. Pure: stdlib only.
 """
 
 from __future__ import annotations
@@ -69,8 +69,18 @@ OTHER_NETWORKS: frozenset[str] = frozenset(
 )
 """Non-EVM, non-Solana v2 ids documented by the SDKs (reference §3.1)."""
 
+ASSET_TABLE_NETWORKS: frozenset[str] = frozenset(
+    f"eip155:{chain}"
+    for chain in (
+        *(42161, 421614, 31611, 31612, 11142220, 723487, 72344),
+        *(36900, 190415, 181228, 50, 51, 38833, 5042, 5042002),
+    )
+)
+"""EVM chains without a v1 name that the asset table of reference §3.2 lists (Arbitrum, Mezo…)."""
+
 KNOWN_CAIP2: frozenset[str] = frozenset(
     set(V1_NETWORKS.values())
+    | ASSET_TABLE_NETWORKS
     | {chain for ids in AMBIGUOUS_V1_NETWORKS.values() for chain in ids}
     | SOLANA_NETWORKS
     | ALGORAND_NETWORKS

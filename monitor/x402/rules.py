@@ -2,18 +2,28 @@
 
 Rules live in `ENVELOPE_RULES` (the challenge object) and `OFFER_RULES` (one `accepts` entry);
 add a rule by appending a function that yields Findings of a code registered in `codes.CODES`.
-Pure: stdlib only.
+Chain-specific rules (addresses, assets, transfer methods) live in `chain_rules`.
+Pure: stdlib + base58.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from monitor.models import Finding, JsonValue
+from monitor.x402.chain_rules import (
+    check_addresses,
+    check_asset,
+    check_duplicates,
+    check_evm_exact,
+    check_extra,
+    check_payment_flow,
+    check_svm_exact,
+)
 from monitor.x402.codes import CODES, as_int, finding, type_name
+from monitor.x402.context import OfferContext, required_string
 from monitor.x402.networks import (
     AMBIGUOUS_V1_NETWORKS,
     SOLANA_NETWORKS,
@@ -22,7 +32,7 @@ from monitor.x402.networks import (
     is_caip2,
 )
 
-__all__ = ["CODES", "ENVELOPE_RULES", "OFFER_RULES", "OfferContext"]
+__all__ = ["CODES", "ENVELOPE_RULES", "OFFER_RULES", "OfferContext", "required_string"]
 
 # Envelope rules -------------------------------------------------------------------------------
 
@@ -86,28 +96,45 @@ def check_extensions(doc: Mapping[str, JsonValue], version: int) -> Iterator[Fin
         )
 
 
-ENVELOPE_RULES: list[EnvelopeRule] = [check_error, check_resource, check_accepts, check_extensions]
+_TOP_LEVEL_KEYS = {
+    1: frozenset({"x402Version", "error", "accepts"}),
+    2: frozenset({"x402Version", "error", "resource", "accepts", "extensions"}),
+}
+_V2_ONLY_TOP_LEVEL = frozenset({"resource", "extensions"})
+_MAX_KEY_FINDINGS = 10
+
+
+def check_top_level_keys(doc: Mapping[str, JsonValue], version: int) -> Iterator[Finding]:
+    """Report keys the version does not define: v2 ones in v1 as hybrid, others as info.
+
+    Unknown keys are kept and never fail the challenge (rule 8); at most ten are reported.
+    """
+    known = _TOP_LEVEL_KEYS.get(version, _TOP_LEVEL_KEYS[2])
+    extra_keys = [key for key in doc if key not in known][:_MAX_KEY_FINDINGS]
+    for key in extra_keys:
+        path = key[:64]
+        if version == 1 and key in _V2_ONLY_TOP_LEVEL:
+            yield finding(
+                "hybrid-fields",
+                path,
+                f"{path} is a v2 field in a v1 challenge",
+                "v1 puts resource, description and mimeType in each accepts entry",
+            )
+        else:
+            yield finding("unknown-key", path, f"{path!r} is not a v{version} challenge field")
+
+
+ENVELOPE_RULES: list[EnvelopeRule] = [
+    check_error,
+    check_resource,
+    check_accepts,
+    check_extensions,
+    check_top_level_keys,
+    check_duplicates,
+]
 
 
 # Offer rules ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class OfferContext:
-    """One `accepts[index]` entry (already known to be an object) and its challenge's version."""
-
-    entry: Mapping[str, JsonValue]
-    index: int
-    version: int
-
-    def path(self, key: str) -> str:
-        """Return the JSON path of `key` inside this entry, e.g. `accepts[0].payTo`."""
-        return f"accepts[{self.index}].{key}"
-
-    @property
-    def amount_key(self) -> str:
-        """Return the amount field of this version: `amount` (v2) or `maxAmountRequired` (v1)."""
-        return "amount" if self.version == 2 else "maxAmountRequired"
 
 
 OfferRule = Callable[[OfferContext], Iterator[Finding]]
@@ -122,18 +149,6 @@ _FIELD_FIXES = {
 }
 _DIGITS = re.compile(r"[0-9]+")
 _LONG_TIMEOUT_S = 3600
-
-
-def required_string(
-    obj: Mapping[str, JsonValue], key: str, path: str, fix: str
-) -> Iterator[Finding]:
-    """Yield field-missing / field-type / field-empty unless `obj[key]` is a non-blank string."""
-    if key not in obj or obj[key] is None:
-        yield finding("field-missing", path, f"{path} missing", fix)
-    elif not isinstance(obj[key], str):
-        yield finding("field-type", path, f"{path} is {type_name(obj[key])}", fix)
-    elif not obj[key].strip():
-        yield finding("field-empty", path, f"{path} empty", fix)
 
 
 def check_required_strings(ctx: OfferContext) -> Iterator[Finding]:
@@ -159,10 +174,17 @@ def check_amount(ctx: OfferContext) -> Iterator[Finding]:
             f"{path} must be a string, got {value!r}",
             f'send "{value}" in quotes if it is in atomic units',
         )
+    elif isinstance(value, str) and value != value.strip() and _DIGITS.fullmatch(value.strip()):
+        yield finding(
+            "amount-invalid",
+            path,
+            f"{path} {value[:40]!r} has leading or trailing spaces",
+            f'send "{value.strip()}" without spaces',
+        )
     elif not isinstance(value, str) or _DIGITS.fullmatch(value) is None:
         shown = repr(value) if isinstance(value, str) else type_name(value)
         yield finding("amount-invalid", path, f"{path} is {shown[:40]}, not digits")
-    elif int(value.lstrip("0") or "0") == 0:
+    elif not value.strip("0"):  # no int(): Python refuses to parse over 4300 digits
         yield finding("amount-zero", path, f"{path} is 0")
 
 
@@ -179,18 +201,6 @@ def check_timeout(ctx: OfferContext) -> Iterator[Finding]:
         yield finding("timeout-long", path, f"{path} is {seconds} s")
 
 
-def check_extra(ctx: OfferContext) -> Iterator[Finding]:
-    """Require `extra`, when present, to be an object (null is only a warning)."""
-    if "extra" not in ctx.entry:
-        return
-    path = ctx.path("extra")
-    value = ctx.entry["extra"]
-    if value is None:
-        yield finding("extra-null", path, f"{path} is null")
-    elif not isinstance(value, Mapping):
-        yield finding("extra-not-object", path, f"{path} is {type_name(value)}")
-
-
 def check_network(ctx: OfferContext) -> Iterator[Finding]:
     """Require a known v1 name (else warn) or, for v2, a canonical CAIP-2 id (else error)."""
     network = ctx.entry.get("network")
@@ -198,7 +208,12 @@ def check_network(ctx: OfferContext) -> Iterator[Finding]:
         return  # reported by check_required_strings
     path = ctx.path("network")
     if ctx.version == 1:
-        if network not in V1_NETWORKS:
+        if network not in V1_NETWORKS and is_caip2(network):
+            names = [name for name, chain in V1_NETWORKS.items() if chain == network]
+            v1_fix = f"use the v1 name {names[0]!r}" if names else "use a v1 network name"
+            message = f"{path} {network[:64]!r} is a v2 CAIP-2 id in a v1 challenge"
+            yield finding("hybrid-fields", path, message, v1_fix)
+        elif network not in V1_NETWORKS:
             yield finding(
                 "network-unknown", path, f"{path} {network[:64]!r} is not a known network"
             )
@@ -209,13 +224,14 @@ def check_network(ctx: OfferContext) -> Iterator[Finding]:
     if not is_caip2(network):
         suggestion = V1_NETWORKS.get(network)
         fix = f"use {suggestion!r}" if suggestion else None
-        yield finding("network-not-caip2", path, f"{path} {network[:64]!r} is not CAIP-2", fix)
+        what = "a v1 network name, not CAIP-2" if suggestion else "not CAIP-2"
+        yield finding("network-not-caip2", path, f"{path} {network[:64]!r} is {what}", fix)
     elif network.startswith("solana:") and network not in SOLANA_NETWORKS:
         yield finding("network-noncanonical", path, f"{path} {network!r} is not a Solana id")
 
 
 def check_v1_resource(ctx: OfferContext) -> Iterator[Finding]:
-    """Require v1's per-entry `resource` to be an absolute http(s) URL."""
+    """Require v1's per-entry `resource` to be an absolute http(s) URL; warn on http (rule 9)."""
     value = ctx.entry.get("resource")
     if ctx.version != 1 or not isinstance(value, str) or not value.strip():
         return  # absence and type are reported by check_required_strings
@@ -224,9 +240,11 @@ def check_v1_resource(ctx: OfferContext) -> Iterator[Finding]:
         absolute = parts.scheme in {"http", "https"} and bool(parts.hostname)
     except ValueError:
         absolute = False
+    path = ctx.path("resource")
     if not absolute:
-        path = ctx.path("resource")
         yield finding("resource-not-url", path, f"{path} {value[:64]!r} is not an absolute URL")
+    elif parts.scheme == "http":
+        yield finding("resource-not-https", path, f"{path} {value[:64]!r} is not https")
 
 
 def check_description(ctx: OfferContext) -> Iterator[Finding]:
@@ -256,17 +274,28 @@ def check_mime_type(ctx: OfferContext) -> Iterator[Finding]:
         )
 
 
+_V1_ENTRY_FIELDS = {
+    "maxAmountRequired": "use 'amount' only",
+    "resource": "move it to the top-level resource object",
+    "description": "move it to the top-level resource object",
+    "mimeType": "move it to the top-level resource object",
+    "outputSchema": "publish the request description as extensions.bazaar",
+}
+_V2_ENTRY_FIELDS = {"amount": "use 'maxAmountRequired' only"}
+
+
 def check_hybrid(ctx: OfferContext) -> Iterator[Finding]:
-    """Warn when the entry carries the other version's amount field (a v1/v2 hybrid)."""
-    other = "maxAmountRequired" if ctx.version == 2 else "amount"
-    if other in ctx.entry:
-        path = ctx.path(other)
-        yield finding(
-            "hybrid-fields",
-            path,
-            f"{path} is a v{3 - ctx.version} field in a v{ctx.version} challenge",
-            f"use {ctx.amount_key!r} only",
-        )
+    """Warn for each field of the other version inside the entry (a v1/v2 hybrid).
+
+    v2 entries with v1's `maxAmountRequired`, `resource`, `description`, `mimeType` or
+    `outputSchema`; v1 entries with v2's `amount`. (Network ids: see `check_network`.)
+    """
+    fields = _V1_ENTRY_FIELDS if ctx.version == 2 else _V2_ENTRY_FIELDS
+    for key, fix in fields.items():
+        if key in ctx.entry:
+            path = ctx.path(key)
+            problem = f"{path} is a v{3 - ctx.version} field in a v{ctx.version} challenge"
+            yield finding("hybrid-fields", path, problem, fix)
 
 
 OFFER_RULES: list[OfferRule] = [
@@ -279,4 +308,9 @@ OFFER_RULES: list[OfferRule] = [
     check_description,
     check_mime_type,
     check_hybrid,
+    check_addresses,
+    check_evm_exact,
+    check_svm_exact,
+    check_asset,
+    check_payment_flow,
 ]

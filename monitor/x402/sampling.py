@@ -4,7 +4,8 @@ Accepted shapes (all untrusted): a v1 `outputSchema.input` object in camelCase o
 (`queryParams`/`query_params`, `bodyFields`/`body_fields`, values often field-definition objects
 such as `{"type": "string", "required": true, "example": "x"}`), a v2 bazaar `info.input`
 (`{type, method, queryParams?, bodyType?, body?}`, where `body` is a JSON Schema or an example
-object), or a bare JSON Schema of the body. Pure: stdlib only.
+object), a bare JSON Schema of the body, or the normalised `ApiDescription` of
+`monitor.x402.bazaar` (`sample_from_description`). Pure: stdlib only.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from monitor.models import JsonValue
+from monitor.x402.bazaar import ApiDescription, is_field_definition, is_json_schema
 
 METHODS = frozenset({"GET", "HEAD", "DELETE", "POST", "PUT", "PATCH", "OPTIONS"})
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -27,9 +29,6 @@ _FIELD_MAP_KEYS = ("bodyFields", "body_fields", "bodyParams", "body_params")
 """v1 body declarations: maps of field name → definition (or a mere description string)."""
 _EXAMPLE_KEYS = ("body", "data")
 """v2 body declarations: a JSON Schema, or an example body to send as it is."""
-_DEFINITION_KEYS = frozenset(
-    {"type", "required", "description", "example", "examples", "default", "enum", "const"}
-)
 _FORMAT_SAMPLES: dict[str, str] = {
     "email": "test@example.com",
     "uri": "https://example.com",
@@ -53,8 +52,11 @@ class SampleRequest:
     body: JsonValue = None
 
 
-def sample_request(input_schema: Mapping[str, JsonValue] | None) -> SampleRequest:
+def sample_request(input_schema: Mapping[str, JsonValue] | ApiDescription | None) -> SampleRequest:
     """Return the method and the minimal query/body that satisfy a published input schema.
+
+    An `ApiDescription` is sampled by `sample_from_description`; anything else is read as raw
+    published JSON (see the module docstring).
 
     Only required fields are filled (JSON-Schema `required`, or `required: true` on a field
     definition), each from `default`, `const`, the first `enum`, `example`, the first
@@ -62,9 +64,50 @@ def sample_request(input_schema: Mapping[str, JsonValue] | None) -> SampleReques
     Never raises: junk yields `SampleRequest(None, {}, None)` or whatever part was readable.
     """
     try:
+        if isinstance(input_schema, ApiDescription):
+            return _sample_description(input_schema)
         return _sample_request(input_schema)
     except Exception:  # hostile schemas must not stop a probe; the tests feed junk to find bugs
         return SampleRequest(method=None)
+
+
+def sample_from_description(description: ApiDescription) -> SampleRequest:
+    """Return the minimal request for a normalised description (same rules as sample_request).
+
+    http: the method (None when unusable), required query parameters — v2 bazaar `queryParams`
+    are example values and are sent as published, v1 ones are definitions or descriptions and
+    only required ones are filled — and the body per `body_kind` ("example" sent as published,
+    a string too; "schema"/"fields" reduced to required fields). mcp: a JSON-RPC `tools/call`
+    POST naming the tool, with arguments sampled from its inputSchema; the paywall of an MCP
+    server may answer inside JSON-RPC rather than with HTTP 402. Never raises.
+    """
+    return sample_request(description)
+
+
+def _sample_description(description: ApiDescription) -> SampleRequest:
+    sampler = _Sampler()
+    if description.kind == "mcp":
+        schema = description.tool_input_schema
+        arguments = sampler.fields(schema, examples=False) if schema is not None else {}
+        params = {"name": description.tool_name, "arguments": arguments}
+        call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}
+        return SampleRequest(method="POST", body=call)
+    method = _method(description.method)
+    examples = description.source == "v2-bazaar"
+    query_fields = sampler.fields(description.query_params, examples=examples)
+    texts = {name: _query(value) for name, value in query_fields.items()}
+    query = {name: text for name, text in texts.items() if text is not None}
+    declared = description.body
+    body: JsonValue = None
+    if description.body_kind == "example":
+        body = dict(declared) if isinstance(declared, Mapping) else declared
+    elif description.body_kind is not None:
+        body = sampler.fields(declared, examples=False)
+    if method in BODY_METHODS and body is None:
+        body = {}
+    elif method is not None and method not in BODY_METHODS:
+        body = None
+    return SampleRequest(method=method, query=query, body=body)
 
 
 def _sample_request(input_schema: JsonValue) -> SampleRequest:
@@ -75,7 +118,7 @@ def _sample_request(input_schema: JsonValue) -> SampleRequest:
     query: dict[str, str] = {}
     body: JsonValue = None
     sampler = _Sampler()
-    if method is None and schema.get("type") != "http" and _is_json_schema(schema):
+    if method is None and schema.get("type") != "http" and is_json_schema(schema):
         body = sampler.sample_object(schema, 0)
     else:
         query_fields = sampler.fields(_first(schema, _QUERY_KEYS), examples=False)
@@ -117,20 +160,6 @@ def _first(schema: Mapping[str, JsonValue], keys: tuple[str, ...]) -> JsonValue:
     return next((schema[key] for key in keys if schema.get(key) is not None), None)
 
 
-def _is_json_schema(node: Mapping[str, JsonValue]) -> bool:
-    """Tell a JSON Schema object from a field map that merely has a field called `properties`."""
-    if node.get("type") == "object":
-        return True
-    properties = node.get("properties")
-    if not isinstance(properties, Mapping):
-        return False
-    return isinstance(node.get("required"), list) or not _is_definition(properties)
-
-
-def _is_definition(node: JsonValue) -> bool:
-    return isinstance(node, Mapping) and not _DEFINITION_KEYS.isdisjoint(node)
-
-
 def _named_definition(item: JsonValue) -> bool:
     return isinstance(item, Mapping) and isinstance(item.get("name"), str)
 
@@ -162,10 +191,10 @@ class _Sampler:
             return self.fields(named, examples=False)
         if not isinstance(declared, Mapping):
             return {}
-        if _is_json_schema(declared):
+        if is_json_schema(declared):
             sampled = self.sample_object(declared, 0)
             return sampled if isinstance(sampled, dict) else {}
-        if examples and not any(_is_definition(value) for value in declared.values()):
+        if examples and not any(is_field_definition(value) for value in declared.values()):
             return dict(declared)
         required = {
             str(name): spec
