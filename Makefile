@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 CONFIG ?= config.yaml
 DEMO_PORT ?= 8402
 
-.PHONY: install run test check lint types unit fmt demo clean
+.PHONY: install run test check lint types unit fmt demo bench clean
 
 install: $(STAMP)
 
@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: install
-	$(BIN)/monitor --log-level info check --config $(CONFIG)
+	$(BIN)/monitor --log-level info run --config $(CONFIG)
 
 lint: install
 	$(BIN)/ruff check .
@@ -44,6 +44,10 @@ demo: install
 	trap 'kill $$pid 2>/dev/null' EXIT; \
 	for i in $$(seq 50); do $(BIN)/python -c "import socket; socket.create_connection(('127.0.0.1', $(DEMO_PORT)), 0.2)" 2>/dev/null && break; sleep 0.1; done; \
 	$(BIN)/monitor check --config demo/config.yaml
+
+# Performance figures (printed, never asserted): probe pipeline vs blackbox_exporter, /metrics.
+bench: install
+	$(BIN)/python bench/probe_throughput.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache site data demo/data

@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -19,16 +20,25 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from monitor.config import Config, format_duration, load_config
-from monitor.models import CheckResult, MonitorError, ProbeFacts
+from monitor.config import Config, ProbeConfig, format_duration, load_config, parse_duration
+from monitor.discovery import FacilitatorClient
+from monitor.metrics import build_registry
+from monitor.metrics import render as render_metrics
+from monitor.models import CheckResult, EndpointSpec, JsonValue, MonitorError, ProbeFacts
 from monitor.probe import Prober
-from monitor.report import check_json, print_check_table
-from monitor.service import probe_round
+from monitor.report import check_json, print_check_table, print_validation, validation_json
+from monitor.service import MonitorService, judge_one, probe_round
+from monitor.site import render_site
 from monitor.store import Store, StoredEndpoint
 from monitor.urls import is_http_url, normalise_url
+from monitor.web import WebServer
+
+log = logging.getLogger("monitor")
 
 EXIT_OK = 0
+EXIT_INVALID = 1
 EXIT_USAGE = 2
+_METHODS = ["GET", "HEAD", "DELETE", "POST", "PUT", "PATCH", "OPTIONS"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -74,6 +84,29 @@ def _parser() -> argparse.ArgumentParser:
         help="probe only this endpoint (repeatable); it must be in the config or the database",
     )
     check.set_defaults(handler=_check)
+
+    validate = commands.add_parser(
+        "validate",
+        help="probe one URL once and explain whether a standard x402 client can pay it",
+    )
+    validate.add_argument("url", help="the endpoint URL")
+    validate.add_argument("--method", type=str.upper, choices=_METHODS, help="HTTP method")
+    validate.add_argument("--body", metavar="JSON", help="JSON request body to send")
+    validate.add_argument(
+        "--facilitator", metavar="URL", help="facilitator base URL to cross-check the offer with"
+    )
+    validate.add_argument(
+        "--allow-private", action="store_true", help="allow loopback and private addresses"
+    )
+    validate.add_argument("--timeout", default="10s", help="whole exchange timeout (10s)")
+    validate.add_argument("--json", action="store_true", help="print one JSON object")
+    validate.set_defaults(handler=_validate)
+
+    run = commands.add_parser(
+        "run", help="run the monitor: probe on schedule, serve /metrics, /healthz and the site"
+    )
+    _config_argument(run)
+    run.set_defaults(handler=_run)
     return parser
 
 
@@ -180,3 +213,116 @@ async def _probe(
         async with Prober(config.probe, clock=_now) as prober:
             report = await probe_round(store, prober, endpoints, config, advance)
     return report.checks
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    return asyncio.run(_serve(config, args.config.parent))
+
+
+async def _serve(config: Config, base_dir: Path) -> int:
+    """Run the service until SIGINT/SIGTERM; a second signal exits at once."""
+    store = Store.open(config.database_url(base_dir))
+    store.sync_config_endpoints([endpoint.to_spec() for endpoint in config.endpoints], _now())
+    site_dir = config.site_dir(base_dir)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_signal(number: signal.Signals) -> None:
+        if stop.is_set():
+            log.warning("second %s: exiting now", number.name)
+            os._exit(130)
+        log.info("%s: stopping (in-flight probes get %s)", number.name, config.shutdown_timeout)
+        stop.set()
+
+    for number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(number, on_signal, number)
+    try:
+        async with (
+            Prober(config.probe, clock=_now) as prober,
+            FacilitatorClient(
+                user_agent=config.probe.user_agent,
+                clock=_now,
+                timeout=config.probe.timeout,
+                ttl=config.probe.facilitator_ttl,
+            ) as facilitators,
+        ):
+            service = MonitorService(
+                config,
+                store,
+                prober,
+                clock=_now,
+                facilitators=facilitators,
+                render=lambda snapshot: render_site(snapshot, site_dir),
+            )
+            registry = build_registry(lambda: service.snapshot)
+            web = WebServer(
+                config.server.listen,
+                metrics=lambda: render_metrics(registry),
+                health=service.health,
+                site_dir=site_dir,
+            )
+            try:
+                web.start()
+            except OSError as error:
+                raise MonitorError(
+                    f"server.listen {config.server.listen}: cannot listen ({error.strerror})"
+                ) from None
+            try:
+                await service.start()
+                log.info("monitor running, serving http://%s/", web.address)
+                await stop.wait()
+                await service.stop(config.shutdown_timeout)
+            finally:
+                web.stop()
+    finally:
+        store.close()
+    return EXIT_OK
+
+
+def _validate(args: argparse.Namespace) -> int:
+    """Probe one URL; exit 0 valid challenge, 1 answered but not valid, 2 no answer or misuse."""
+    if not is_http_url(args.url):
+        raise MonitorError(f"{args.url}: not an http(s) URL")
+    if args.facilitator is not None and not is_http_url(args.facilitator):
+        raise MonitorError(f"--facilitator {args.facilitator}: not an http(s) URL")
+    body: JsonValue = None
+    if args.body is not None:
+        try:
+            body = json.loads(args.body)
+        except json.JSONDecodeError as error:
+            raise MonitorError(f"--body: not JSON ({error.msg} at character {error.pos})") from None
+    try:
+        probe = ProbeConfig(
+            timeout=parse_duration(args.timeout),
+            allow_private_addresses=args.allow_private,
+            concurrency=1,
+            per_host=1,
+        )
+    except ValueError as error:
+        raise MonitorError(f"--timeout: {error}") from None
+    spec = EndpointSpec(
+        url=normalise_url(args.url),
+        method=args.method,
+        body=body,
+        has_body=args.body is not None,
+        facilitator=args.facilitator.rstrip("/") if args.facilitator else None,
+        source="cli",
+    )
+    result = asyncio.run(_validate_once(spec, probe))
+    if args.json:
+        print(json.dumps(validation_json(spec.url, result), sort_keys=True))
+    else:
+        print_validation(spec.url, result)
+    if result.http_status is None:
+        return EXIT_USAGE
+    return EXIT_OK if result.payment_requirements_valid else EXIT_INVALID
+
+
+async def _validate_once(spec: EndpointSpec, probe: ProbeConfig) -> CheckResult:
+    async with (
+        Prober(probe, clock=_now) as prober,
+        FacilitatorClient(user_agent=probe.user_agent, clock=_now, timeout=probe.timeout) as client,
+    ):
+        facts = (await prober.probe_many([spec]))[0]
+        return await judge_one(spec, facts, client)

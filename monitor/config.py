@@ -88,6 +88,8 @@ class SiteConfig(_Section):
 
     output_dir: str = "site"
     base_url: str = "http://127.0.0.1:9402/"
+    render_interval: Duration = timedelta(minutes=1)
+    """The service re-renders the site at most this often, and only when something changed."""
 
     @field_validator("base_url")
     @classmethod
@@ -109,6 +111,8 @@ class ProbeConfig(_Section):
     max_redirects: int = Field(3, ge=0, le=10)
     allow_private_addresses: bool = False
     user_agent: str = "x402-monitor/0.1 (+https://github.com/x402-monitor; unpaid health probe)"
+    facilitator_ttl: Duration = timedelta(minutes=10)
+    """How long a facilitator's /supported answer is reused before it is fetched again."""
 
     @model_validator(mode="after")
     def _positive_durations(self) -> ProbeConfig:
@@ -197,6 +201,8 @@ class Config(_Section):
     probe: ProbeConfig = ProbeConfig()
     thresholds: ThresholdsConfig = ThresholdsConfig()
     retention: RetentionConfig = RetentionConfig()
+    shutdown_timeout: Duration = timedelta(seconds=10)
+    """On SIGINT/SIGTERM, in-flight probes get this long to finish before they are cancelled."""
     endpoints: tuple[EndpointConfig, ...] = ()
 
     @field_validator("endpoints")
@@ -212,6 +218,11 @@ class Config(_Section):
                 )
             seen[key] = index
         return endpoints
+
+    def site_dir(self, base_dir: Path) -> Path:
+        """Return the site's output folder; a relative one is relative to `base_dir`."""
+        path = Path(self.site.output_dir)
+        return path if path.is_absolute() else base_dir / path
 
     def database_url(self, base_dir: Path) -> str:
         """Return the SQLAlchemy URL; a plain path is relative to `base_dir` (the config's)."""

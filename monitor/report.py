@@ -11,9 +11,11 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from monitor.models import CheckResult, Finding, Severity
-from monitor.stats import EndpointFigures
-from monitor.x402 import CODES
+from monitor.config import ThresholdsConfig
+from monitor.models import CheckResult, Finding, Outcome, Severity
+from monitor.stats import EndpointFigures, EndpointState, OutcomeCounts, advance, figures_of
+from monitor.urls import slug_for
+from monitor.x402 import ALL_CODES
 
 _STATUS_STYLE = {"healthy": "green", "degraded": "yellow", "down": "red", "unknown": "dim"}
 _SEVERITY_TITLE = {
@@ -54,6 +56,20 @@ def check_json(
         "error": result.error,
         "findings": [finding.as_dict() for finding in result.findings],
     }
+
+
+def validation_json(url: str, result: CheckResult) -> dict[str, Any]:
+    """Return the `monitor validate --json` object: check's keys for one lone check."""
+    state, _ = advance(EndpointState(), result.outcome, result.checked_at, None, ThresholdsConfig())
+    counts = OutcomeCounts(
+        passes=int(result.outcome is Outcome.PASS),
+        soft_fails=int(result.outcome is Outcome.SOFT_FAIL),
+        hard_fails=int(result.outcome is Outcome.HARD_FAIL),
+        inconclusive=int(result.outcome is Outcome.INCONCLUSIVE),
+        first_check_at=result.checked_at,
+    )
+    figures = figures_of(state, counts, None, None, result.checked_at)
+    return check_json(url, slug_for(url, result.method), result, figures)
 
 
 def _rounded(value: float | None) -> float | None:
@@ -128,7 +144,7 @@ def print_validation(url: str, result: CheckResult) -> None:
 
 
 def _print_finding(console: Console, finding: Finding) -> None:
-    rule = CODES.get(finding.code)
+    rule = ALL_CODES.get(finding.code)
     console.print(f"  [bold]{finding.code}[/]  {finding.path}", highlight=False, markup=True)
     console.print(f"    {finding.message}", highlight=False, markup=False)
     if rule is not None and rule.fix not in finding.message:

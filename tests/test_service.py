@@ -1,0 +1,217 @@
+"""The service driven by a fake clock against the loopback demo seller: dispatch, spreading,
+no double probing, resume after restart, shutdown that commits what finished."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from monitor.config import Config, parse_config
+from monitor.models import Status
+from monitor.probe import Prober
+from monitor.service import MonitorService
+from monitor.store import Store
+
+
+class FakeClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta
+
+
+T0 = datetime(2026, 11, 24, 12, tzinfo=UTC)
+
+
+def _config(demo_url: str, paths: list[str], **probe: object) -> Config:
+    settings: dict[str, object] = {"interval": "1m", "timeout": "2s"}
+    settings.update(probe, allow_private_addresses=True)
+    return parse_config(
+        {
+            "probe": settings,
+            "endpoints": [{"url": demo_url + path, "method": "GET"} for path in paths],
+        },
+        {},
+    )
+
+
+def _store(tmp_path: Path, config: Config) -> Store:
+    store = Store.open(f"sqlite:///{tmp_path}/monitor.db")
+    store.sync_config_endpoints([e.to_spec() for e in config.endpoints], T0)
+    return store
+
+
+async def _drain(service: MonitorService) -> None:
+    while service._batches:
+        await asyncio.gather(*list(service._batches), return_exceptions=True)
+
+
+def test_dispatch_probes_due_endpoints_once_per_interval(tmp_path: Path, demo_url: str) -> None:
+    paths = [f"/v1/valid?n={index}" for index in range(40)]
+    config = _config(demo_url, paths)
+    store = _store(tmp_path, config)
+    clock = FakeClock(T0)
+
+    async def scenario() -> list[int]:
+        async with Prober(config.probe, clock=clock) as prober:
+            service = MonitorService(config, store, prober, clock=clock)
+            assert store.resume(clock(), config.probe.interval) == 40
+            probed_per_second = []
+            for _ in range(60):  # one interval, a dispatch tick per second
+                clock.advance(timedelta(seconds=1))
+                before = store.count_checks()
+                await service._dispatch()
+                await _drain(service)
+                probed_per_second.append(store.count_checks() - before)
+            # Spread: 40 endpoints over 60 ticks, never all at once.
+            assert sum(probed_per_second) == 40
+            assert max(probed_per_second) <= 6
+            # A second interval probes each endpoint exactly once more.
+            for _ in range(60):
+                clock.advance(timedelta(seconds=1))
+                await service._dispatch()
+                await _drain(service)
+            return probed_per_second
+
+    asyncio.run(scenario())
+    assert store.count_checks() == 80
+    for endpoint in store.endpoints():
+        assert endpoint.state.status is Status.HEALTHY
+        assert endpoint.next_check_at is not None
+        assert endpoint.next_check_at > T0 + timedelta(minutes=2)
+
+
+def test_an_endpoint_is_never_probed_twice_at_once(
+    tmp_path: Path, demo_url: str, demo_server: object
+) -> None:
+    config = _config(demo_url, ["/slow?delay=0.4"], timeout="2s")
+    store = _store(tmp_path, config)
+    clock = FakeClock(T0)
+
+    async def scenario() -> None:
+        async with Prober(config.probe, clock=clock) as prober:
+            service = MonitorService(config, store, prober, clock=clock)
+            store.resume(clock(), config.probe.interval)
+            clock.advance(timedelta(minutes=2))  # overdue
+            await service._dispatch()
+            assert len(service._batches) == 1
+            for _ in range(5):  # ticks while the slow probe is in flight
+                clock.advance(timedelta(seconds=1))
+                await service._dispatch()
+            assert len(service._batches) == 1
+            await _drain(service)
+
+    asyncio.run(scenario())
+    assert store.count_checks() == 1
+
+
+def test_restart_resumes_from_the_database(tmp_path: Path, demo_url: str) -> None:
+    config = _config(demo_url, ["/v1/valid", "/error"])
+    clock = FakeClock(T0)
+
+    async def run_for(seconds: int) -> None:
+        store = Store.open(f"sqlite:///{tmp_path}/monitor.db")
+        store.sync_config_endpoints([e.to_spec() for e in config.endpoints], clock())
+        async with Prober(config.probe, clock=clock) as prober:
+            service = MonitorService(config, store, prober, clock=clock)
+            store.resume(clock(), config.probe.interval)
+            for _ in range(seconds):
+                clock.advance(timedelta(seconds=1))
+                await service._dispatch()
+                await _drain(service)
+        store.close()
+
+    asyncio.run(run_for(60))
+    first = Store.open(f"sqlite:///{tmp_path}/monitor.db")
+    due_before = {e.slug: e.next_check_at for e in first.endpoints()}
+    assert first.count_checks() == 2
+    first.close()
+    # Restart 10 s later: due times in the future are kept, history continues.
+    clock.advance(timedelta(seconds=10))
+    asyncio.run(run_for(60))
+    second = Store.open(f"sqlite:///{tmp_path}/monitor.db")
+    assert second.count_checks() == 4
+    error = next(e for e in second.endpoints() if e.spec.url.endswith("/error"))
+    assert error.state.consecutive_failures == 2
+    assert error.state.status is Status.DOWN
+    assert all(due is not None for due in due_before.values())
+
+
+def test_shutdown_commits_finished_probes_and_cancels_the_rest(
+    tmp_path: Path, demo_url: str
+) -> None:
+    config = _config(demo_url, ["/v1/valid", "/slow?delay=1"], timeout="5s")
+    store = _store(tmp_path, config)
+    clock = FakeClock(T0)
+
+    async def scenario() -> float:
+        async with Prober(config.probe, clock=clock) as prober:
+            service = MonitorService(config, store, prober, clock=clock)
+            store.resume(clock(), config.probe.interval)
+            clock.advance(timedelta(minutes=2))
+            await service._dispatch()
+            await asyncio.sleep(0.1)  # the fast probe finishes, the slow one is in flight
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            await service.stop(timedelta(seconds=0.2))
+            return loop.time() - started
+
+    took = asyncio.run(scenario())
+    assert took < 0.8
+    assert store.count_checks() == 1
+    saved = [e for e in store.endpoints() if e.state.last_checked_at is not None]
+    assert [e.spec.url.rsplit("/", 1)[1] for e in saved] == ["valid"]
+
+
+def test_health_turns_stale_without_dispatch(tmp_path: Path, demo_url: str) -> None:
+    config = _config(demo_url, ["/v1/valid"])
+    store = _store(tmp_path, config)
+    clock = FakeClock(T0)
+
+    async def scenario() -> None:
+        async with Prober(config.probe, clock=clock) as prober:
+            service = MonitorService(config, store, prober, clock=clock)
+            assert service.health()[0] == 503  # not ticking yet
+            await service._dispatch()
+            code, body = service.health()
+            assert code == 200
+            assert body["status"] == "ok"
+            clock.advance(timedelta(minutes=1))
+            assert service.health()[0] == 503
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("outcome_path", ["/free"])
+def test_snapshot_reflects_the_store(tmp_path: Path, demo_url: str, outcome_path: str) -> None:
+    config = _config(demo_url, ["/v1/valid", outcome_path])
+    store = _store(tmp_path, config)
+    clock = FakeClock(T0)
+
+    async def scenario() -> None:
+        async with Prober(config.probe, clock=clock) as prober:
+            service = MonitorService(config, store, prober, clock=clock)
+            store.resume(clock(), config.probe.interval)
+            clock.advance(timedelta(minutes=2))
+            await service._dispatch()
+            await _drain(service)
+            await service._refresh_snapshot()
+            snapshot = service.snapshot
+            assert snapshot is not None
+            by_url = {e.url.rsplit("/", 1)[1]: e for e in snapshot.endpoints}
+            assert by_url["valid"].up is True
+            assert by_url["valid"].status is Status.HEALTHY
+            assert by_url[outcome_path.strip("/")].up is False
+            assert snapshot.rounds_total == 1
+            assert sum(snapshot.probes_total.values()) == 2
+
+    asyncio.run(scenario())
