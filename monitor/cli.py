@@ -210,9 +210,21 @@ async def _probe(
         def advance(_facts: ProbeFacts) -> None:
             progress.advance(task)
 
-        async with Prober(config.probe, clock=_now) as prober:
-            report = await probe_round(store, prober, endpoints, config, advance)
+        async with (
+            Prober(config.probe, clock=_now) as prober,
+            _facilitator_client(config) as facilitators,
+        ):
+            report = await probe_round(store, prober, endpoints, config, advance, facilitators)
     return report.checks
+
+
+def _facilitator_client(config: Config) -> FacilitatorClient:
+    return FacilitatorClient(
+        user_agent=config.probe.user_agent,
+        clock=_now,
+        timeout=config.probe.timeout,
+        ttl=config.probe.facilitator_ttl,
+    )
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -240,12 +252,7 @@ async def _serve(config: Config, base_dir: Path) -> int:
     try:
         async with (
             Prober(config.probe, clock=_now) as prober,
-            FacilitatorClient(
-                user_agent=config.probe.user_agent,
-                clock=_now,
-                timeout=config.probe.timeout,
-                ttl=config.probe.facilitator_ttl,
-            ) as facilitators,
+            _facilitator_client(config) as facilitators,
         ):
             service = MonitorService(
                 config,

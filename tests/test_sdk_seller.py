@@ -148,7 +148,7 @@ def test_cli_check_json_against_sdk_seller(seller: SdkSeller, tmp_path: Path) ->
             "connect_timeout": "2s",
             "allow_private_addresses": True,
         },
-        "endpoints": [{"url": url, "method": "GET"}],
+        "endpoints": [{"url": url, "method": "GET", "facilitator": seller.facilitator_url}],
     }
     config_path = tmp_path / "config.yaml"
     config_path.write_text(yaml.safe_dump(config))
@@ -169,6 +169,8 @@ def test_cli_check_json_against_sdk_seller(seller: SdkSeller, tmp_path: Path) ->
     assert (row["outcome"], row["status"], row["http_status"]) == ("pass", "healthy", 402)
     assert (row["x402_version"], row["payment_requirements_valid"]) == (2, True)
     assert row["network"] == NETWORK
+    # The three headline verdicts: valid, asset verified, facilitator supports the offer.
+    assert (row["asset"], row["facilitator"]) == ("verified", "supported")
     assert row["error"] is None
     assert not [f for f in row["findings"] if f["severity"] == "error"], row["findings"]
     _assert_never_paid(seller)
