@@ -20,8 +20,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from monitor.config import Config, ProbeConfig, format_duration, load_config, parse_duration
+from monitor.config import Config, ProbeConfig, load_config
 from monitor.discovery import FacilitatorClient
+from monitor.durations import format_duration, parse_duration
 from monitor.metrics import build_registry
 from monitor.metrics import render as render_metrics
 from monitor.models import CheckResult, EndpointSpec, JsonValue, MonitorError, ProbeFacts

@@ -28,7 +28,8 @@ import httpcore
 import httpx
 
 from monitor.addresses import refusal_reason
-from monitor.config import ProbeConfig, format_duration
+from monitor.config import ProbeConfig
+from monitor.durations import format_duration
 from monitor.models import EndpointSpec, JsonValue, ProbeErrorKind, ProbeFacts
 from monitor.x402.sampling import sample_request
 

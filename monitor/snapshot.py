@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
-from monitor.models import Outcome, Status
+from monitor.models import AssetVerdict, FacilitatorVerdict, Finding, JsonValue, Outcome, Status
 
 PROBE_DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 """Upper bounds (seconds) of the probe duration histogram; +Inf is implicit."""
@@ -80,3 +80,93 @@ class MonitorSnapshot:
     rounds_total: int = 0
     last_round_at: datetime | None = None
     """End of the last probe round that completed and was stored."""
+
+
+@dataclass(frozen=True)
+class CheckLine:
+    """One row of "Recent Health Checks": time, status after the check, HTTP, latency, error."""
+
+    checked_at: datetime
+    outcome: Outcome
+    status: Status
+    http_status: int | None
+    latency_ms: float | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class DayFigures:
+    """One UTC day of an endpoint's history (a cell of the 30-day uptime bar)."""
+
+    day: date
+    passes: int
+    soft_fails: int
+    hard_fails: int
+    inconclusive: int
+    p50_ms: float | None
+
+    @property
+    def uptime(self) -> float | None:
+        """Return passes / conclusive checks of the day, None without conclusive checks."""
+        conclusive = self.passes + self.soft_fails + self.hard_fails
+        return self.passes / conclusive if conclusive else None
+
+
+@dataclass(frozen=True)
+class FlipLine:
+    """A status change, for the feed and the page."""
+
+    at: datetime
+    from_status: Status
+    to_status: Status
+    reason: str
+
+
+@dataclass(frozen=True)
+class LatencyPoint:
+    """One point of a latency chart: a time and a latency in ms (None = no answer)."""
+
+    at: datetime
+    latency_ms: float | None
+
+
+@dataclass(frozen=True)
+class EndpointDetail:
+    """Everything one endpoint page shows, beyond its summary row."""
+
+    summary: EndpointSnapshot
+    description: str | None
+    x402_version: int | None
+    price: str | None
+    asset: str | None
+    """Token address (or code) of the headline offer."""
+    asset_name: str | None
+    """Human name of the token when known (e.g. "USD Coin")."""
+    network_name: str | None
+    """Human name of the network when known (e.g. "Base")."""
+    provider: str | None
+    indexed_at: datetime
+    last_healthy_at: datetime | None
+    reachability_30d: float | None
+    coverage_days: float
+    """How many days of history the 30-day figures really cover."""
+    payment_requirements_valid: bool | None
+    asset_verdict: AssetVerdict | None
+    facilitator_verdict: FacilitatorVerdict | None
+    facilitator: str | None
+    findings: tuple[tuple[Finding, str], ...]
+    """Every finding of the latest check with its fix."""
+    input_schema: JsonValue
+    output_schema: JsonValue
+    recent_checks: tuple[CheckLine, ...]
+    """The last 20 checks, newest first."""
+    latency_24h: tuple[LatencyPoint, ...]
+    """Every answered check of the last 24 h, oldest first."""
+    latency_7d: tuple[LatencyPoint, ...]
+    """Hourly p50 of the last 7 days, oldest first."""
+    days: tuple[DayFigures, ...]
+    """The 30 UTC days of the window, oldest first (days without checks included, zeroed)."""
+    flips: tuple[FlipLine, ...]
+    """Status changes, newest first (bounded)."""
+    catalogue_item: JsonValue = None
+    """The raw catalogue item the endpoint was indexed from (discovery), if any."""

@@ -8,7 +8,20 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "monitor"
-CORE = {"models", "config", "x402", "assess", "stats", "urls", "addresses", "snapshot", "schedule"}
+CORE = {
+    "models",
+    "config",
+    "durations",
+    "alert_config",
+    "alerting",
+    "x402",
+    "assess",
+    "stats",
+    "urls",
+    "addresses",
+    "snapshot",
+    "schedule",
+}
 EDGES = {"probe", "discovery", "store", "site", "metrics", "alerts", "web"}
 SHELL = {"service", "cli", "report", "__main__"}
 EDGE_LIBRARIES = {

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config import format_duration, load_config, parse_config, parse_duration
+from monitor.config import load_config, parse_config
+from monitor.durations import format_duration, parse_duration
 from monitor.models import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent

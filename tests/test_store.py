@@ -282,41 +282,36 @@ def test_older_schema_is_upgraded_in_place(db_url: str, monkeypatch: pytest.Monk
     assert "note" in columns
 
 
-def test_schema_1_database_is_upgraded_and_keeps_its_rows(db_url: str) -> None:
-    store = Store.open(db_url)
-    store.sync_config_endpoints([EndpointSpec(A, "GET")], T0)
-    a = _ids(store)[A]
-    store.save_round([(a, _result(A, T0, Outcome.PASS))], THRESHOLDS, INTERVAL)
-    store.close()
-    # Rebuild what a schema-1 database looked like: the columns schema 2 added are absent.
-    path = db_url.removeprefix("sqlite:///")
+def test_schema_1_database_is_upgraded_and_keeps_its_rows(tmp_path: Path) -> None:
+    """A database written by the first release (schema 1) opens, upgrades and keeps its rows."""
+    path = tmp_path / "v1.db"
     with sqlite3.connect(path) as raw:
-        for table, column in [
-            ("checks", "asset_verdict"), ("checks", "facilitator_verdict"),
-            ("checks", "network"), ("checks", "price"),
-            ("endpoints", "asset_verdict"), ("endpoints", "facilitator_verdict"),
-            ("endpoints", "network"), ("endpoints", "asset"), ("endpoints", "price"),
-            ("endpoints", "pass_asset_verified"), ("endpoints", "pass_facilitator_supported"),
-            # and what schema 3 added
-            ("endpoints", "uptime_30d"), ("endpoints", "reachability_30d"),
-            ("endpoints", "window_passes"), ("endpoints", "window_soft_fails"),
-            ("endpoints", "window_hard_fails"), ("endpoints", "window_inconclusive"),
-            ("endpoints", "window_first_check_at"), ("endpoints", "offers_stable"),
-            ("endpoints", "p50_ms"), ("endpoints", "p95_ms"), ("endpoints", "score"),
-        ]:  # fmt: skip
-            raw.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
-        raw.execute("DROP TABLE daily_rollups")
-        raw.execute("DROP TABLE monitor_state")
-        raw.execute("UPDATE monitor_schema SET version = 1")
-
-    upgraded = Store.open(db_url)
+        raw.executescript((Path(__file__).parent / "fixtures" / "schema-v1.sql").read_text())
+        raw.execute(
+            "INSERT INTO endpoints (id, slug, url, method, has_body, source, in_config,"
+            " first_seen_at, status, consecutive_failures, consecutive_hard, consecutive_passes,"
+            " conclusive_checks, non_hard_checks, recovering, last_outcome, last_healthy_at)"
+            " VALUES (1, 'a-example-pay-767c099e', ?, 'GET', 0, 'config', 1,"
+            " '2026-11-01 12:00:00.000000', 'healthy', 0, 0, 1, 1, 1, 0, 'pass',"
+            " '2026-11-01 12:00:00.000000')",
+            (A,),
+        )
+        raw.execute(
+            "INSERT INTO checks (endpoint_id, checked_at, outcome, method, method_guessed,"
+            " http_status, latency_ms) VALUES (1, '2026-11-01 12:00:00.000000', 'pass', 'GET',"
+            " 0, 402, 100.0)"
+        )
+    url = f"sqlite:///{path}"
+    upgraded = Store.open(url)
     endpoint = upgraded.endpoints([A])[0]
     assert endpoint.state.status is Status.HEALTHY
+    assert endpoint.state.last_healthy_at == T0
     assert endpoint.asset_verdict is None
     assert endpoint.pass_asset_verified is False
     assert upgraded.count_checks() == 1
-    upgraded.save_round([(a, _result(A, T0 + INTERVAL, Outcome.PASS))], THRESHOLDS, INTERVAL)
+    upgraded.save_round([(1, _result(A, T0 + INTERVAL, Outcome.PASS))], THRESHOLDS, INTERVAL)
     assert upgraded.endpoints([A])[0].asset_verdict is not None
+    assert upgraded.count_checks() == 2
     upgraded.close()
     with sqlite3.connect(path) as raw:
         assert raw.execute("SELECT version FROM monitor_schema").fetchone()[0] == SCHEMA_VERSION

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, event, insert, inspect, or_, text, update
 from sqlalchemy.engine import make_url
@@ -26,6 +27,7 @@ from monitor.models import (
 )
 from monitor.schedule import resume_at
 from monitor.stats import LATENCY_WINDOW, Flip, OutcomeCounts, advance, figures_of
+from monitor.store.details import PageHistory, page_histories
 from monitor.store.mapping import (
     apply_check,
     apply_figures,
@@ -52,6 +54,7 @@ from monitor.urls import slug_for
 
 __all__ = [
     "SCHEMA_VERSION",
+    "PageHistory",
     "Store",
     "StoredCheck",
     "StoredEndpoint",
@@ -164,7 +167,14 @@ class Store:
         ordered = sorted(results, key=lambda pair: (pair[0], pair[1].checked_at))
         flips: list[StoredFlip] = []
         with self._session() as session:
-            session.execute(insert(CheckRow), [check_values(eid, r) for eid, r in ordered])
+            check_ids = (
+                session.execute(
+                    insert(CheckRow).returning(col(CheckRow.id), sort_by_parameter_order=True),
+                    [check_values(eid, r, None) for eid, r in ordered],
+                )
+                .scalars()
+                .all()
+            )
             ids = sorted({endpoint_id for endpoint_id, _ in ordered})
             latest = max(result.checked_at for _, result in ordered)
             percentiles = latency_percentiles(session, ids, latest - LATENCY_WINDOW)
@@ -173,13 +183,15 @@ class Store:
                 for chunk in chunks(ids)
                 for row in session.exec(select(EndpointRow).where(col(EndpointRow.id).in_(chunk)))
             }
-            for endpoint_id, result in ordered:
+            statuses: list[dict[str, Any]] = []
+            for (endpoint_id, result), check_id in zip(ordered, check_ids, strict=True):
                 row = rows[endpoint_id]
                 p50 = percentiles.get(endpoint_id, (None, None))[0]
                 state, flip = advance(
                     state_of(row), result.outcome, result.checked_at, p50, thresholds, result.error
                 )
                 apply_check(row, state, result, interval)
+                statuses.append({"id": check_id, "status": state.status.value})
                 if flip is not None:
                     flips.append(StoredFlip(endpoint_id, flip))
                     session.add(
@@ -191,6 +203,7 @@ class Store:
                             reason=flip.reason,
                         )
                     )
+            session.execute(update(CheckRow), statuses)
             windows = window_counts(session, ids, latest)
             for endpoint_id in ids:
                 row = rows[endpoint_id]
@@ -273,6 +286,11 @@ class Store:
         """Return how many per-day rollup rows are stored."""
         with self._session() as session:
             return int(session.execute(text("SELECT COUNT(*) FROM daily_rollups")).scalar_one())
+
+    def page_histories(self, ids: Sequence[int], now: datetime) -> dict[int, PageHistory]:
+        """Return what endpoint pages show of each endpoint's history (see store.details)."""
+        with self._session() as session:
+            return page_histories(session, ids, now)
 
     def recent_checks(self, endpoint_id: int, limit: int = 20) -> list[StoredCheck]:
         """Return the latest checks of an endpoint, newest first."""

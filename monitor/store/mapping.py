@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -10,6 +11,7 @@ from monitor.models import (
     CheckResult,
     EndpointSpec,
     FacilitatorVerdict,
+    JsonValue,
     Outcome,
     Status,
 )
@@ -60,6 +62,8 @@ def apply_check(
     row.network = offer.caip2 or offer.network if offer else None
     row.asset = offer.asset if offer else None
     row.price = offer.price if offer else None
+    if challenge is not None and challenge.document is not None:
+        row.description = _description(challenge.document) or row.description
     if challenge is not None and challenge.valid:
         row.challenge_input_json = dump(challenge.input_schema)
         row.challenge_output_json = dump(challenge.output_schema)
@@ -68,7 +72,7 @@ def apply_check(
         row.pass_facilitator_supported = result.facilitator_verdict is FacilitatorVerdict.SUPPORTED
 
 
-def check_values(endpoint_id: int, result: CheckResult) -> dict[str, Any]:
+def check_values(endpoint_id: int, result: CheckResult, status: Status | None) -> dict[str, Any]:
     challenge = result.challenge
     offer = challenge.first_valid_offer if challenge else None
     headline = challenge.headline_offer if challenge else None
@@ -91,6 +95,7 @@ def check_values(endpoint_id: int, result: CheckResult) -> dict[str, Any]:
         "facilitator_verdict": result.facilitator_verdict.value,
         "network": (headline.caip2 or headline.network) if headline else None,
         "price": headline.price if headline else None,
+        "status": status.value if status else None,
     }
 
 
@@ -143,6 +148,7 @@ def stored_endpoint(row: EndpointRow) -> StoredEndpoint:
         p50_ms=row.p50_ms,
         p95_ms=row.p95_ms,
         score=row.score,
+        description=row.description,
     )
 
 
@@ -161,3 +167,17 @@ def apply_figures(
     row.p50_ms = figures.p50_ms
     row.p95_ms = figures.p95_ms
     row.score = figures.score
+
+
+def _description(document: Mapping[str, JsonValue]) -> str | None:
+    """Return the seller's description: v2 `resource.description`, else v1 accepts[0]'s."""
+    resource = document.get("resource")
+    if isinstance(resource, Mapping) and isinstance(resource.get("description"), str):
+        text: str = resource["description"]
+        return text.strip()[:2000] or None
+    accepts = document.get("accepts")
+    if isinstance(accepts, list) and accepts and isinstance(accepts[0], Mapping):
+        value = accepts[0].get("description")
+        if isinstance(value, str):
+            return value.strip()[:2000] or None
+    return None

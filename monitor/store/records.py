@@ -40,6 +40,7 @@ class StoredEndpoint:
     p50_ms: float | None
     p95_ms: float | None
     score: int | None
+    description: str | None
 
     def figures(self, now: datetime) -> EndpointFigures:
         """Return the published figures (coverage measured up to `now`)."""

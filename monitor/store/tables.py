@@ -16,7 +16,7 @@ from sqlmodel import Field, SQLModel
 
 from monitor.models import JsonValue, Status
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 class SchemaRow(SQLModel, table=True):
@@ -80,6 +80,11 @@ class EndpointRow(SQLModel, table=True):
     p50_ms: float | None = None
     p95_ms: float | None = None
     score: int | None = None
+    # Alerting (schema 4): the alert state machine's state as JSON, and whether it fires.
+    alert_json: str | None = None
+    alert_firing: bool = False
+    description: str | None = None
+    """What the seller says the endpoint does (from its latest challenge; schema 4)."""
 
 
 class CheckRow(SQLModel, table=True):
@@ -102,6 +107,8 @@ class CheckRow(SQLModel, table=True):
     facilitator_verdict: str | None = None
     network: str | None = None
     price: str | None = None
+    status: str | None = None
+    """The endpoint's status right after this check (schema 4)."""
 
 
 class FlipRow(SQLModel, table=True):
@@ -140,6 +147,25 @@ class DailyRollupRow(SQLModel, table=True):
     """The day's single offer of its passes, `*` when it changed within the day."""
 
 
+class NotificationRow(SQLModel, table=True):
+    """The outbox: one notification for one channel, written with the change that caused it."""
+
+    __tablename__ = "notifications"
+    id: int | None = Field(default=None, primary_key=True)
+    notification_id: str = Field(index=True)
+    channel: str
+    endpoint_id: int | None = Field(default=None, foreign_key="endpoints.id", ondelete="CASCADE")
+    event: str
+    message_json: str
+    created_at: datetime
+    attempts: int = 0
+    next_attempt_at: datetime = Field(index=True)
+    state: str = "pending"
+    """pending, sent, or failed (permanently, or after the last retry)."""
+    last_detail: str | None = None
+    sent_at: datetime | None = None
+
+
 class StateRow(SQLModel, table=True):
     """Small persistent facts of the monitor itself (e.g. how far rollups have gone)."""
 
@@ -152,6 +178,8 @@ INDEXES = (
     "CREATE INDEX IF NOT EXISTS ix_checks_endpoint_time ON checks (endpoint_id, checked_at)",
     "CREATE INDEX IF NOT EXISTS ix_checks_time ON checks (checked_at)",
     "CREATE INDEX IF NOT EXISTS ix_rollups_day ON daily_rollups (day)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS ux_notifications_id_channel"
+    " ON notifications (notification_id, channel)",
 )
 
 Migration = Callable[[Connection], None]
@@ -193,7 +221,22 @@ def _add_rollups_and_figures(connection: Connection) -> None:
         connection.execute(text(f"ALTER TABLE endpoints ADD COLUMN {column} {kind}"))
 
 
-MIGRATIONS: dict[int, Migration] = {2: _add_verdict_columns, 3: _add_rollups_and_figures}
+def _add_alerting(connection: Connection) -> None:
+    """Schema 4: per-check status, alert state on endpoints, the notification outbox."""
+    connection.execute(text("ALTER TABLE checks ADD COLUMN status VARCHAR"))
+    connection.execute(text("ALTER TABLE endpoints ADD COLUMN alert_json VARCHAR"))
+    connection.execute(text("ALTER TABLE endpoints ADD COLUMN description VARCHAR"))
+    connection.execute(
+        text("ALTER TABLE endpoints ADD COLUMN alert_firing BOOLEAN NOT NULL DEFAULT FALSE")
+    )
+    SQLModel.metadata.create_all(connection, tables=[SQLModel.metadata.tables["notifications"]])
+
+
+MIGRATIONS: dict[int, Migration] = {
+    2: _add_verdict_columns,
+    3: _add_rollups_and_figures,
+    4: _add_alerting,
+}
 """Steps from version N-1 to N, applied in order on open; version 1 is the initial schema."""
 
 
