@@ -88,10 +88,17 @@ class DemoServer(ThreadingHTTPServer):
         if not isinstance(sys.exc_info()[1], ConnectionError):
             super().handle_error(request, client_address)  # type: ignore[arg-type]
 
-    def reset_stats(self) -> None:
-        """Zero the counters (the tests share one server per session)."""
+    def reset_stats(self, settle_s: float = 5.0) -> None:
+        """Zero the counters (the tests share one server per session).
+
+        Waits (at most `settle_s`) for requests still being served, e.g. a `/slow` one whose
+        client gave up, so they cannot count towards the next test's concurrency figures.
+        """
+        deadline = time.monotonic() + settle_s
+        while self.in_flight > 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
         with self.lock:
-            self.connections = self.requests = self.in_flight = self.max_in_flight = 0
+            self.connections = self.requests = self.max_in_flight = 0
             self.hits.clear()
             self.last_post_body = None
             self.last_path = None

@@ -91,6 +91,14 @@ class ChannelConfig(_Section):
     """webhook: HMAC-SHA256 key for X-Signature-256 (use ${VAR})."""
     headers: dict[str, str] = {}
     timeout: Duration = timedelta(seconds=10)
+
+    @field_validator("timeout")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be longer than 0s")
+        return value
+
     endpoints: tuple[str, ...] = ()
     """Only these endpoint URLs (empty = all)."""
     categories: tuple[str, ...] = ()
@@ -111,9 +119,13 @@ class ChannelConfig(_Section):
         return not self.categories or category in self.categories
 
     def describe(self) -> str:
-        """Return a one-line description without secrets (Apprise URLs can hold tokens)."""
-        where = self.url.split("://", 1)[0] + "://…" if self.type == "apprise" else self.url
-        return f"{self.name} ({self.type} {where})"
+        """Return a one-line description without secrets: URLs are cut to scheme and host.
+
+        Apprise URLs and webhook paths often carry tokens (Slack-style hooks), so no path.
+        """
+        scheme, _, rest = self.url.partition("://")
+        host = rest.split("/", 1)[0].rsplit("@", 1)[-1] if self.type != "apprise" else "…"
+        return f"{self.name} ({self.type} {scheme}://{host})"
 
 
 class AlertsConfig(AlertPolicy):

@@ -13,23 +13,29 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from monitor.alert_config import ChannelConfig
+from monitor.alerts import DeliveryResult, Notifier
 from monitor.config import Config, ProbeConfig, load_config
 from monitor.discovery import FacilitatorClient
 from monitor.durations import format_duration, parse_duration
 from monitor.metrics import build_registry
 from monitor.metrics import render as render_metrics
 from monitor.models import CheckResult, EndpointSpec, JsonValue, MonitorError, ProbeFacts
+from monitor.notify import alert_context, deliver_due, send_test
+from monitor.pages import site_details, store_snapshot
 from monitor.probe import Prober
 from monitor.report import check_json, print_check_table, print_validation, validation_json
 from monitor.service import MonitorService, judge_one, probe_round
-from monitor.site import render_site
+from monitor.site import RenderReport, SiteError, render_site
+from monitor.snapshot import MonitorSnapshot
 from monitor.store import Store, StoredEndpoint
 from monitor.urls import is_http_url, normalise_url
 from monitor.web import WebServer
@@ -37,6 +43,8 @@ from monitor.web import WebServer
 log = logging.getLogger("monitor")
 
 EXIT_OK = 0
+DUPLICATE_SIGNAL_S = 0.5
+"""A signal this soon after the first is the same one delivered twice (process and group)."""
 EXIT_INVALID = 1
 EXIT_USAGE = 2
 _METHODS = ["GET", "HEAD", "DELETE", "POST", "PUT", "PATCH", "OPTIONS"]
@@ -51,6 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # APScheduler logs every job run at INFO; the monitor's own round lines say what matters.
+    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.root.level))
     try:
         result: int = args.handler(args)
     except MonitorError as error:
@@ -102,6 +112,20 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("--timeout", default="10s", help="whole exchange timeout (10s)")
     validate.add_argument("--json", action="store_true", help="print one JSON object")
     validate.set_defaults(handler=_validate)
+
+    alerts = commands.add_parser("alerts", help="alert channels: send a test, list firing alerts")
+    alert_commands = alerts.add_subparsers(dest="alerts_command", required=True, metavar="ACTION")
+    test = alert_commands.add_parser("test", help="send a test notification through every channel")
+    _config_argument(test)
+    test.set_defaults(handler=_alerts_test)
+    status = alert_commands.add_parser("status", help="list the firing alerts")
+    _config_argument(status)
+    status.set_defaults(handler=_alerts_status)
+
+    render = commands.add_parser("render", help="render the static directory site now")
+    _config_argument(render)
+    render.add_argument("--output", type=Path, help="output folder (default: site.output_dir)")
+    render.set_defaults(handler=_render_command)
 
     run = commands.add_parser(
         "run", help="run the monitor: probe on schedule, serve /metrics, /healthz and the site"
@@ -215,7 +239,12 @@ async def _probe(
             Prober(config.probe, clock=_now) as prober,
             _facilitator_client(config) as facilitators,
         ):
-            report = await probe_round(store, prober, endpoints, config, advance, facilitators)
+            report = await probe_round(
+                store, prober, endpoints, config, advance, facilitators, alert_context(config)
+            )
+        if alert_context(config) is not None:
+            async with Notifier(user_agent=config.probe.user_agent) as notifier:
+                await deliver_due(store, notifier, config, _now, Counter())
     return report.checks
 
 
@@ -241,11 +270,18 @@ async def _serve(config: Config, base_dir: Path) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 
+    first_signal_at: list[float] = []
+
     def on_signal(number: signal.Signals) -> None:
-        if stop.is_set():
+        now = loop.time()
+        if first_signal_at and now - first_signal_at[0] > DUPLICATE_SIGNAL_S:
             log.warning("second %s: exiting now", number.name)
             os._exit(130)
-        log.info("%s: stopping (in-flight probes get %s)", number.name, config.shutdown_timeout)
+        if first_signal_at:
+            return  # the same signal delivered to the process and its group: not a second one
+        first_signal_at.append(now)
+        grace = format_duration(config.shutdown_timeout)
+        log.info("%s: stopping (in-flight probes get %s)", number.name, grace)
         stop.set()
 
     for number in (signal.SIGINT, signal.SIGTERM):
@@ -254,6 +290,7 @@ async def _serve(config: Config, base_dir: Path) -> int:
         async with (
             Prober(config.probe, clock=_now) as prober,
             _facilitator_client(config) as facilitators,
+            Notifier(user_agent=config.probe.user_agent) as notifier,
         ):
             service = MonitorService(
                 config,
@@ -261,7 +298,8 @@ async def _serve(config: Config, base_dir: Path) -> int:
                 prober,
                 clock=_now,
                 facilitators=facilitators,
-                render=lambda snapshot: render_site(snapshot, site_dir),
+                render=lambda snapshot: _render(store, snapshot, site_dir, config),
+                notifier=notifier,
             )
             registry = build_registry(lambda: service.snapshot)
             web = WebServer(
@@ -334,3 +372,94 @@ async def _validate_once(spec: EndpointSpec, probe: ProbeConfig) -> CheckResult:
     ):
         facts = (await prober.probe_many([spec]))[0]
         return await judge_one(spec, facts, client)
+
+
+def _alerts_test(args: argparse.Namespace) -> int:
+    """Send a `test` notification through every channel; exit 1 when any failed."""
+    config = _load(args.config)
+    if not config.alerts.channels:
+        raise MonitorError(
+            "alerts.channels: no channel configured (add a webhook, alertmanager or apprise one)"
+        )
+
+    async def send() -> list[tuple[ChannelConfig, DeliveryResult]]:
+        async with Notifier(user_agent=config.probe.user_agent) as notifier:
+            return await send_test(notifier, config.alerts.channels, _now(), config.site.base_url)
+
+    failed = 0
+    for channel, result in asyncio.run(send()):
+        verdict = "ok" if result.ok else ("refused" if result.permanent else "failed")
+        failed += not result.ok
+        print(f"{channel.describe()}: {verdict} ({result.detail})")
+    return EXIT_OK if not failed else EXIT_INVALID
+
+
+def _alerts_status(args: argparse.Namespace) -> int:
+    """List firing alerts: endpoint, status, failures in a row, since, last error."""
+    config = _load(args.config)
+    store = Store.open(config.database_url(args.config.parent))
+    try:
+        firing = store.firing()
+    finally:
+        store.close()
+    if not firing:
+        print("no alert is firing")
+    for endpoint in firing:
+        since = endpoint.alert.get("fired_at") if isinstance(endpoint.alert, dict) else None
+        print(
+            f"FIRING {endpoint.spec.url}  status {endpoint.state.status}, "
+            f"{endpoint.state.consecutive_failures} failures in a row, since {since}, "
+            f"last error: {endpoint.last_error or '-'}"
+        )
+    return EXIT_OK
+
+
+def _render(
+    store: Store,
+    snapshot: MonitorSnapshot,
+    output: Path,
+    config: Config,
+    progress: Callable[[int, int], None] | None = None,
+) -> RenderReport:
+    return render_site(
+        snapshot,
+        site_details(store, snapshot),
+        output,
+        base_url=config.site.base_url,
+        progress=progress,
+    )
+
+
+def _render_command(args: argparse.Namespace) -> int:
+    """Render the site from the database into site.output_dir (or --output)."""
+    config = _load(args.config)
+    output = args.output or config.site_dir(args.config.parent)
+    store = Store.open(config.database_url(args.config.parent))
+    try:
+        snapshot = store_snapshot(store, _now())
+        bar = Progress(
+            TextColumn("rendering"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        with bar:
+            task = bar.add_task("rendering", total=None)
+
+            def progress(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            report = _render(store, snapshot, output, config, progress)
+    except SiteError as error:
+        raise MonitorError(f"site: {error}") from None
+    finally:
+        store.close()
+    print(
+        f"rendered {len(snapshot.endpoints)} endpoints into {output} in {report.seconds:.2f} s: "
+        f"{report.written} files written, {report.unchanged} unchanged, {report.removed} removed"
+    )
+    for slug in report.refused:
+        print(f"warning: endpoint {slug!r} left out: its slug is not safe as a file name")
+    return EXIT_OK

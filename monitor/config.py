@@ -28,7 +28,6 @@ from monitor.models import ConfigError, EndpointSpec, JsonValue
 from monitor.urls import is_http_url, normalise_url
 
 _ENV_REFERENCE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_METHODS = ("GET", "HEAD", "DELETE", "POST", "PUT", "PATCH", "OPTIONS")
 
 
 class _Section(BaseModel):
@@ -44,8 +43,8 @@ class ServerConfig(_Section):
     @classmethod
     def _host_port(cls, value: str) -> str:
         host, _, port = value.rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError("expected host:port, e.g. 127.0.0.1:9402")
+        if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+            raise ValueError("expected host:port, e.g. 127.0.0.1:9402 (port 0: any free port)")
         return value
 
 
@@ -288,12 +287,9 @@ def _describe(error: Mapping[str, Any]) -> str:
         message = "unknown key (check its spelling against the README's config reference)"
     elif kind == "missing":
         message = "required key is missing"
-    elif kind == "literal_error":
-        message = f"must be one of {', '.join(_METHODS)}"
     elif kind in {"int_parsing", "int_type"}:
         message = "must be a whole number"
     elif kind in {"bool_parsing", "bool_type"}:
         message = "must be true or false"
-    elif kind in {"greater_than_equal", "less_than_equal", "string_too_long"}:
-        message = message[0].lower() + message[1:]
+    message = message[:1].lower() + message[1:]
     return f"{path or '(root)'}: {message}"

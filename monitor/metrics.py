@@ -277,4 +277,20 @@ def _monitor_families(snapshot: MonitorSnapshot) -> list[Metric]:
     if snapshot.last_round_at is not None:
         last_round.add_metric([], snapshot.last_round_at.timestamp())
     families.append(last_round)
+    families.append(
+        GaugeMetricFamily(
+            "x402_alerts_firing",
+            "Endpoints whose alert is firing (failure_threshold failed checks in a row).",
+            value=float(snapshot.alerts_firing),
+        )
+    )
+    notifications = CounterMetricFamily(
+        "x402_notifications",
+        "Notification delivery attempts since the monitor started, by channel and result "
+        "(sent, retry, failed).",
+        labels=["channel", "result"],
+    )
+    for (channel, result), count in sorted(snapshot.notifications_total.items()):
+        notifications.add_metric([channel, result], float(count))
+    families.append(notifications)
     return families

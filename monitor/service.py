@@ -20,13 +20,16 @@ from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from monitor.alerts import Notifier
 from monitor.assess import assess
 from monitor.config import Config
 from monitor.discovery import FacilitatorClient
 from monitor.models import CheckResult, EndpointSpec, Outcome, ProbeFacts
+from monitor.notify import ALERTMANAGER_REPOST, alert_context, deliver_due, repost_firing
+from monitor.pages import snapshot_endpoint
 from monitor.probe import Prober
-from monitor.snapshot import DurationHistogram, EndpointSnapshot, MonitorSnapshot
-from monitor.store import Store, StoredEndpoint, StoredFlip
+from monitor.snapshot import DurationHistogram, MonitorSnapshot
+from monitor.store import AlertContext, Store, StoredEndpoint, StoredFlip
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,8 @@ ROLLUP_PERIOD = timedelta(hours=1)
 STALE_AFTER = timedelta(seconds=15)
 """/healthz turns 503 when the last dispatch tick is older than this."""
 FAILED_BATCH_BACKOFF = timedelta(seconds=30)
+DELIVERY_PERIOD = timedelta(seconds=2)
+ALERT_TICK_PERIOD = timedelta(seconds=30)
 
 
 @dataclass(frozen=True)
@@ -81,13 +86,17 @@ async def judge(
 
 
 def save(
-    store: Store, checks: Sequence[tuple[StoredEndpoint, CheckResult]], config: Config
+    store: Store,
+    checks: Sequence[tuple[StoredEndpoint, CheckResult]],
+    config: Config,
+    alerts: AlertContext | None = None,
 ) -> list[StoredFlip]:
-    """Store checks in one transaction and log every flip they caused."""
+    """Store checks (and their alert notifications) in one transaction; log every flip."""
     flips = store.save_round(
         [(endpoint.id, result) for endpoint, result in checks],
         config.thresholds,
         config.probe.interval,
+        alerts,
     )
     by_id = {endpoint.id: endpoint for endpoint, _ in checks}
     for stored in flips:
@@ -109,39 +118,12 @@ async def probe_round(
     config: Config,
     on_result: Callable[[ProbeFacts], None] | None = None,
     facilitators: FacilitatorClient | None = None,
+    alerts: AlertContext | None = None,
 ) -> RoundReport:
     """Probe `endpoints` once, concurrently, then store every result in one transaction."""
     facts = await prober.probe_many([endpoint.spec for endpoint in endpoints], on_result)
     checks = await judge(endpoints, facts, facilitators)
-    return RoundReport(checks, save(store, checks, config))
-
-
-def snapshot_endpoint(endpoint: StoredEndpoint, now: datetime) -> EndpointSnapshot:
-    """Return the snapshot of one stored endpoint."""
-    figures = endpoint.figures(now)
-    last = endpoint.state.last_outcome
-    return EndpointSnapshot(
-        slug=endpoint.slug,
-        url=endpoint.spec.url,
-        method=endpoint.spec.method,
-        title=endpoint.spec.title,
-        category=endpoint.spec.category,
-        network=endpoint.network,
-        source=endpoint.spec.source,
-        status=figures.status,
-        up=None if last is None else last is Outcome.PASS,
-        consecutive_failures=figures.consecutive_failures,
-        uptime_30d=figures.uptime_30d,
-        score=figures.score,
-        payment_requirements_valid=endpoint.payment_requirements_valid,
-        asset_verified=None if endpoint.asset_verdict is None else endpoint.pass_asset_verified,
-        facilitator_supported=(
-            None if endpoint.facilitator_verdict is None else endpoint.pass_facilitator_supported
-        ),
-        last_check_at=endpoint.state.last_checked_at,
-        p50_ms=figures.p50_ms,
-        p95_ms=figures.p95_ms,
-    )
+    return RoundReport(checks, save(store, checks, config, alerts))
 
 
 class MonitorService:
@@ -159,7 +141,8 @@ class MonitorService:
         *,
         clock: Callable[[], datetime],
         facilitators: FacilitatorClient | None = None,
-        render: Callable[[MonitorSnapshot], None] | None = None,
+        render: Callable[[MonitorSnapshot], object] | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self.config = config
         self._store = store
@@ -167,6 +150,9 @@ class MonitorService:
         self._clock = clock
         self._facilitators = facilitators
         self._render = render
+        self._notifier = notifier
+        self._alerts = alert_context(config)
+        self._notifications: Counter[tuple[str, str]] = Counter()
         self._scheduler = AsyncIOScheduler(
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30}
         )
@@ -200,6 +186,15 @@ class MonitorService:
             (self._refresh_snapshot, SNAPSHOT_PERIOD),
             (self._roll_up, ROLLUP_PERIOD),
         ]
+        if self._alerts is not None and self._notifier is not None:
+            retried = await asyncio.to_thread(self._store.retry_pending_now, now)
+            if retried:
+                log.info("alerts: %d pending notifications from before the restart", retried)
+            jobs += [
+                (self._deliver, DELIVERY_PERIOD),
+                (self._alert_tick, ALERT_TICK_PERIOD),
+                (self._repost, ALERTMANAGER_REPOST),
+            ]
         if self._render is not None:
             jobs.append((self._render_site, min(self.config.site.render_interval, SNAPSHOT_PERIOD)))
         for job, period in jobs:
@@ -276,7 +271,7 @@ class MonitorService:
                 self._facilitators,
             )
             async with self._writer:
-                await asyncio.to_thread(save, self._store, checks, self.config)
+                await asyncio.to_thread(save, self._store, checks, self.config, self._alerts)
             self._count(checks, time.perf_counter() - started)
         except Exception:
             # A broken round never stops the service: its endpoints back off, then retry.
@@ -317,7 +312,24 @@ class MonitorService:
             probes_in_flight=len(self._in_flight),
             rounds_total=self._rounds,
             last_round_at=self._last_round_at,
+            alerts_firing=sum(endpoint.alert_firing for endpoint in endpoints),
+            notifications_total=dict(self._notifications),
         )
+
+    async def _deliver(self) -> None:
+        if self._notifier is not None:
+            await deliver_due(
+                self._store, self._notifier, self.config, self._clock, self._notifications
+            )
+
+    async def _alert_tick(self) -> None:
+        if self._alerts is not None:
+            async with self._writer:
+                await asyncio.to_thread(self._store.alert_tick, self._clock(), self._alerts)
+
+    async def _repost(self) -> None:
+        if self._notifier is not None:
+            await repost_firing(self._store, self._notifier, self.config, self._clock)
 
     async def _roll_up(self) -> None:
         written, deleted = await asyncio.to_thread(

@@ -80,6 +80,9 @@ class MonitorSnapshot:
     rounds_total: int = 0
     last_round_at: datetime | None = None
     """End of the last probe round that completed and was stored."""
+    alerts_firing: int = 0
+    notifications_total: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    """Delivery attempts by (channel, result): result is sent, retry or failed."""
 
 
 @dataclass(frozen=True)

@@ -144,7 +144,7 @@ def test_missing_environment_variable_names_key_and_variable() -> None:
         ),
         (
             {"endpoints": [{"url": "https://a.example/", "method": "FETCH"}]},
-            "endpoints[0].method: must be one of GET",
+            "endpoints[0].method: input should be 'GET', 'HEAD'",
         ),
         ({"probe": {"interval": "5"}}, "probe.interval: '5' is not a duration"),
         ({"probe": {"interval": 300}}, "probe.interval: expected a duration such as 30s"),
@@ -167,6 +167,50 @@ def test_missing_environment_variable_names_key_and_variable() -> None:
             "endpoints: endpoints[1] repeats endpoints[0] (https://a.example/): remove one of them",
         ),
         ([1, 2], "(root): expected a mapping"),
+        (
+            {"alerts": {"channels": [{"name": "a", "type": "sms", "url": "x"}]}},
+            "alerts.channels[0].type: input should be 'webhook', 'alertmanager' or 'apprise'",
+        ),
+        (
+            {"alerts": {"channels": [{"name": "a", "type": "webhook", "url": "ftp://x"}]}},
+            "alerts.channels[0]: url: not an http(s) URL",
+        ),
+        (
+            {
+                "alerts": {
+                    "channels": [{"name": "a", "type": "apprise", "url": "json://x", "secret": "s"}]
+                }
+            },
+            "alerts.channels[0]: secret: only webhook channels sign their body",
+        ),
+        (
+            {
+                "alerts": {
+                    "channels": [
+                        {"name": "a", "type": "webhook", "url": "https://x.example/"},
+                        {"name": "a", "type": "webhook", "url": "https://y.example/"},
+                    ]
+                }
+            },
+            "alerts.channels: channels[1].name 'a' is used twice",
+        ),
+        (
+            {
+                "alerts": {
+                    "mute": [{"start": "2026-12-01T03:00:00Z", "end": "2026-12-01T02:00:00Z"}]
+                }
+            },
+            "alerts.mute[0]: end must be after start",
+        ),
+        (
+            {"alerts": {"mute": [{"start": "2026-12-01T02:00:00", "end": "2026-12-01T03:00:00Z"}]}},
+            "alerts.mute[0].start: input should have timezone info",
+        ),
+        ({"alerts": {"repeat_interval": "-1m"}}, "alerts.repeat_interval: '-1m' is not a duration"),
+        (
+            {"endpoints": [{"url": "https://a.example/", "alerts": {"failure_threshold": 0}}]},
+            "endpoints[0].alerts.failure_threshold: input should be greater than or equal to 1",
+        ),
     ],
 )
 def test_errors_name_the_key_path_and_the_fix(document: object, expected: str) -> None:
@@ -190,3 +234,29 @@ def test_database_url_resolves_relative_paths_against_the_config_folder(tmp_path
     assert config.database_url(tmp_path) == f"sqlite:///{tmp_path}/data/x.db"
     absolute = parse_config({"database": "sqlite:////var/lib/m.db"}, {})
     assert absolute.database_url(tmp_path) == "sqlite:////var/lib/m.db"
+
+
+def test_alerts_config_with_secret_from_the_environment() -> None:
+    config = parse_config(
+        {
+            "alerts": {
+                "repeat_interval": "0s",
+                "channels": [
+                    {
+                        "name": "ops",
+                        "type": "webhook",
+                        "url": "https://hooks.example.org/T0K3N/x402",
+                        "secret": "${HOOK_SECRET}",
+                    }
+                ],
+            },
+            "endpoints": [{"url": "https://a.example/", "alerts": {"failure_threshold": 5}}],
+        },
+        {"HOOK_SECRET": "k"},
+    )
+    channel = config.alerts.channels[0]
+    assert channel.secret == "k"
+    assert "T0K3N" not in channel.describe()  # webhook paths often carry tokens
+    assert config.alerts.repeat_interval == timedelta(0)
+    policy = config.endpoints[0].alerts.apply(config.alerts.policy)
+    assert (policy.failure_threshold, policy.success_threshold) == (5, 2)

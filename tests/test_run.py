@@ -35,8 +35,8 @@ def _wait(check: Callable[[], T | None], timeout: float, what: str) -> T:
     while time.monotonic() < deadline:
         try:
             value = check()
-        except httpx.HTTPError:
-            value = None
+        except (httpx.HTTPError, ValueError, KeyError):
+            value = None  # not up yet: a refused connection, or a 503 "not ready" page
         if value is not None:
             return value
         time.sleep(0.1)

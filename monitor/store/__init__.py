@@ -35,6 +35,15 @@ from monitor.store.mapping import (
     state_of,
     stored_endpoint,
 )
+from monitor.store.outbox import (
+    AlertContext,
+    Outgoing,
+    alert_step,
+    due,
+    record,
+    retry_pending_now,
+    tick_rows,
+)
 from monitor.store.queries import chunks, latency_percentiles
 from monitor.store.records import StoredCheck, StoredEndpoint, StoredFlip, WindowFigures
 from monitor.store.rollups import delete_raw, roll_up, window_counts
@@ -54,6 +63,8 @@ from monitor.urls import slug_for
 
 __all__ = [
     "SCHEMA_VERSION",
+    "AlertContext",
+    "Outgoing",
     "PageHistory",
     "Store",
     "StoredCheck",
@@ -157,10 +168,13 @@ class Store:
         results: Sequence[tuple[int, CheckResult]],
         thresholds: ThresholdsConfig,
         interval: timedelta,
+        alerts: AlertContext | None = None,
     ) -> list[StoredFlip]:
         """Store a round of checks and advance each endpoint's state, in one transaction.
 
-        `results` pairs endpoint ids with their check. Returns the flips the round caused.
+        `results` pairs endpoint ids with their check. With `alerts`, each endpoint's alert
+        state advances too and its notifications enter the outbox in the same transaction.
+        Returns the flips the round caused.
         """
         if not results:
             return []
@@ -192,6 +206,8 @@ class Store:
                 )
                 apply_check(row, state, result, interval)
                 statuses.append({"id": check_id, "status": state.status.value})
+                if alerts is not None:
+                    alert_step(session, row, alerts, result.checked_at, result.outcome)
                 if flip is not None:
                     flips.append(StoredFlip(endpoint_id, flip))
                     session.add(
@@ -286,6 +302,61 @@ class Store:
         """Return how many per-day rollup rows are stored."""
         with self._session() as session:
             return int(session.execute(text("SELECT COUNT(*) FROM daily_rollups")).scalar_one())
+
+    def alert_tick(self, now: datetime, alerts: AlertContext) -> None:
+        """Advance the alerts that may remind, settle or catch up; queue their notices."""
+        with self._session() as session:
+            for row in tick_rows(session):
+                alert_step(session, row, alerts, now, None)
+                session.add(row)
+
+    def due_notifications(self, now: datetime, limit: int = 100) -> list[Outgoing]:
+        """Return pending notifications whose next attempt has come."""
+        with self._session() as session:
+            return due(session, now, limit)
+
+    def record_delivery(
+        self,
+        row_id: int,
+        *,
+        ok: bool,
+        permanent: bool,
+        detail: str,
+        now: datetime,
+        retry_in: timedelta,
+        max_attempts: int,
+    ) -> str:
+        """Record one delivery attempt of an outbox row; return its new state."""
+        with self._session() as session:
+            return record(
+                session,
+                row_id,
+                ok=ok,
+                permanent=permanent,
+                detail=detail,
+                now=now,
+                retry_in=retry_in,
+                max_attempts=max_attempts,
+            )
+
+    def retry_pending_now(self, now: datetime) -> int:
+        """Make every pending notification due now (at start-up); return how many."""
+        with self._session() as session:
+            return retry_pending_now(session, now)
+
+    def notification_states(self) -> dict[str, int]:
+        """Return how many outbox rows are pending, sent and failed."""
+        with self._session() as session:
+            rows = session.execute(text("SELECT state, COUNT(*) FROM notifications GROUP BY state"))
+            return {state: int(count) for state, count in rows}
+
+    def firing(self) -> list[StoredEndpoint]:
+        """Return the endpoints whose alert is firing, by URL."""
+        query = (
+            select(EndpointRow).where(col(EndpointRow.alert_firing)).order_by(col(EndpointRow.url))
+        )
+        with self._session() as session:
+            return [stored_endpoint(row) for row in session.exec(query)]
 
     def page_histories(self, ids: Sequence[int], now: datetime) -> dict[int, PageHistory]:
         """Return what endpoint pages show of each endpoint's history (see store.details)."""

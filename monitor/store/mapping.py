@@ -149,6 +149,8 @@ def stored_endpoint(row: EndpointRow) -> StoredEndpoint:
         p95_ms=row.p95_ms,
         score=row.score,
         description=row.description,
+        alert_firing=row.alert_firing,
+        alert=load(row.alert_json),
     )
 
 

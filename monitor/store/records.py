@@ -41,6 +41,9 @@ class StoredEndpoint:
     p95_ms: float | None
     score: int | None
     description: str | None
+    alert_firing: bool
+    alert: JsonValue
+    """The alert state machine's state (AlertState.to_json()), None before any check."""
 
     def figures(self, now: datetime) -> EndpointFigures:
         """Return the published figures (coverage measured up to `now`)."""

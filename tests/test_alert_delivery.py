@@ -1,0 +1,318 @@
+"""Alerting end to end: an endpoint that breaks and recovers, a real loopback webhook receiver,
+retries, permanent refusals, and a monitor killed between state change and delivery."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from monitor.alerts import Notifier
+from monitor.config import Config, parse_config
+from monitor.probe import Prober
+from monitor.service import MonitorService
+from monitor.store import Store
+
+REPO = Path(__file__).resolve().parent.parent
+HEADER = (
+    (REPO / "tests/fixtures/x402/02a-v2-evm-spec-PAYMENT-REQUIRED-header.b64").read_text().strip()
+)
+SECRET = "s3cret-webhook-key"
+
+
+class Switch(ThreadingHTTPServer):
+    """A seller that answers a valid 402 or an HTTP 500, as the test decides."""
+
+    daemon_threads = True
+    broken = False
+
+
+class SwitchHandler(BaseHTTPRequestHandler):
+    server: Switch
+
+    def do_GET(self) -> None:
+        if self.server.broken:
+            self.send_response(500)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(402)
+        self.send_header("PAYMENT-REQUIRED", HEADER)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
+class Receiver(ThreadingHTTPServer):
+    """A webhook receiver that records requests and answers with the configured statuses."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), ReceiverHandler)
+        self.requests: list[tuple[dict[str, str], bytes]] = []
+        self.answers: list[int] = []  # consumed one per request; then `default`
+        self.default = 200
+        self.accepted: list[dict[str, Any]] = []
+
+
+class ReceiverHandler(BaseHTTPRequestHandler):
+    server: Receiver
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        self.server.requests.append((headers, body))
+        status = self.server.answers.pop(0) if self.server.answers else self.server.default
+        if 200 <= status < 300:
+            self.server.accepted.append(json.loads(body))
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
+def _serve(server: ThreadingHTTPServer) -> str:
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    host, port = server.server_address[:2]
+    return f"http://{host!s}:{port}"
+
+
+@pytest.fixture
+def seller() -> Iterator[tuple[Switch, str]]:
+    server = Switch(("127.0.0.1", 0), SwitchHandler)
+    url = _serve(server)
+    yield server, url + "/pay"
+    server.shutdown()
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[Receiver, str]]:
+    server = Receiver()
+    url = _serve(server)
+    yield server, url + "/hook"
+    server.shutdown()
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 24, 12, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def _config(seller_url: str, hook_url: str, **alerts: object) -> Config:
+    return parse_config(
+        {
+            "probe": {"interval": "1m", "timeout": "2s", "allow_private_addresses": True},
+            "site": {"base_url": "https://x402.example.org/"},
+            "alerts": {
+                "channels": [{"name": "ops", "type": "webhook", "url": hook_url, "secret": SECRET}],
+                **alerts,
+            },
+            "endpoints": [{"url": seller_url, "method": "GET", "title": "Pay"}],
+        },
+        {},
+    )
+
+
+async def _cycle(service: MonitorService, clock: FakeClock, minutes: int = 1) -> None:
+    """Let one interval pass: dispatch, wait for the probes, deliver."""
+    clock.now += timedelta(minutes=minutes)
+    await service._dispatch()
+    while service._batches:
+        await asyncio.gather(*list(service._batches), return_exceptions=True)
+    await service._deliver()
+
+
+def _verify(headers: dict[str, str], body: bytes) -> None:
+    expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    assert headers["x-signature-256"] == expected
+    assert headers["x-notification-id"] == json.loads(body)["notification_id"]
+
+
+def test_breaking_and_recovering_endpoint_fires_then_resolves(
+    tmp_path: Path, seller: tuple[Switch, str], receiver: tuple[Receiver, str]
+) -> None:
+    switch, seller_url = seller
+    hook, hook_url = receiver
+    config = _config(seller_url, hook_url)
+    store = Store.open(f"sqlite:///{tmp_path}/monitor.db")
+    store.sync_config_endpoints([e.to_spec() for e in config.endpoints], FakeClock()())
+    clock = FakeClock()
+
+    async def scenario() -> None:
+        async with Prober(config.probe, clock=clock) as prober, Notifier() as notifier:
+            service = MonitorService(config, store, prober, clock=clock, notifier=notifier)
+            store.resume(clock(), config.probe.interval)
+            await _cycle(service, clock)
+            assert hook.requests == []  # healthy: nothing to say
+            switch.broken = True
+            for _ in range(2):
+                await _cycle(service, clock)
+            assert hook.requests == []  # two failures: below the threshold of 3
+            await _cycle(service, clock)
+            assert [b["event"] for b in hook.accepted] == ["firing"]
+            await _cycle(service, clock)  # still failing: no duplicate
+            switch.broken = False
+            await _cycle(service, clock)  # one pass: not yet resolved
+            assert [b["event"] for b in hook.accepted] == ["firing"]
+            await _cycle(service, clock)
+            assert [b["event"] for b in hook.accepted] == ["firing", "resolved"]
+
+    asyncio.run(scenario())
+    for headers, body in hook.requests:
+        _verify(headers, body)
+    firing, resolved = hook.accepted
+    assert firing["endpoint"]["url"] == seller_url
+    assert firing["endpoint"]["consecutive_failures"] == 3
+    assert firing["endpoint"]["last_error"] == "HTTP 500"
+    assert firing["endpoint"]["page"].startswith("https://x402.example.org/endpoints/")
+    assert firing["notification_id"] != resolved["notification_id"]
+    assert store.notification_states() == {"sent": 2}
+
+
+def test_reminder_while_firing(
+    tmp_path: Path, seller: tuple[Switch, str], receiver: tuple[Receiver, str]
+) -> None:
+    switch, seller_url = seller
+    hook, hook_url = receiver
+    config = _config(seller_url, hook_url, repeat_interval="10m")
+    store = Store.open(f"sqlite:///{tmp_path}/monitor.db")
+    store.sync_config_endpoints([e.to_spec() for e in config.endpoints], FakeClock()())
+    clock = FakeClock()
+    switch.broken = True
+
+    async def scenario() -> None:
+        async with Prober(config.probe, clock=clock) as prober, Notifier() as notifier:
+            service = MonitorService(config, store, prober, clock=clock, notifier=notifier)
+            store.resume(clock(), config.probe.interval)
+            for _ in range(3):
+                await _cycle(service, clock)
+            clock.now += timedelta(minutes=11)
+            await service._alert_tick()
+            await service._deliver()
+
+    asyncio.run(scenario())
+    assert [b["event"] for b in hook.accepted] == ["firing", "reminder"]
+
+
+@pytest.mark.parametrize(
+    ("answers", "states", "attempts"), [([500], {"sent": 1}, 2), ([400], {"failed": 1}, 1)]
+)
+def test_retry_after_500_but_not_after_400(
+    tmp_path: Path,
+    seller: tuple[Switch, str],
+    receiver: tuple[Receiver, str],
+    answers: list[int],
+    states: dict[str, int],
+    attempts: int,
+) -> None:
+    switch, seller_url = seller
+    hook, hook_url = receiver
+    hook.answers = list(answers)
+    config = _config(seller_url, hook_url)
+    store = Store.open(f"sqlite:///{tmp_path}/monitor.db")
+    store.sync_config_endpoints([e.to_spec() for e in config.endpoints], FakeClock()())
+    clock = FakeClock()
+    switch.broken = True
+
+    async def scenario() -> None:
+        async with Prober(config.probe, clock=clock) as prober, Notifier() as notifier:
+            service = MonitorService(config, store, prober, clock=clock, notifier=notifier)
+            store.resume(clock(), config.probe.interval)
+            for _ in range(3):
+                await _cycle(service, clock)  # the third fires; its delivery gets `answers`
+            for _ in range(3):  # retries are due after 10 s, 20 s, ...
+                clock.now += timedelta(seconds=30)
+                await service._deliver()
+
+    asyncio.run(scenario())
+    assert len(hook.requests) == attempts
+    assert store.notification_states() == states
+    ids = {json.loads(body)["notification_id"] for _, body in hook.requests}
+    assert len(ids) == 1  # a retry is the same notification
+
+
+@pytest.mark.integration
+def test_killed_between_state_change_and_delivery_delivers_once_after_restart(
+    tmp_path: Path, seller: tuple[Switch, str], receiver: tuple[Receiver, str]
+) -> None:
+    switch, seller_url = seller
+    hook, hook_url = receiver
+    hook.default = 503  # committed to the outbox, but not deliverable yet
+    switch.broken = True
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(
+        yaml.safe_dump(
+            {
+                "database": "data/monitor.db",
+                "server": {"listen": "127.0.0.1:0"},
+                "site": {"output_dir": "site"},
+                "probe": {"interval": "1s", "timeout": "1s", "allow_private_addresses": True},
+                "alerts": {"channels": [{"name": "ops", "type": "webhook", "url": hook_url}]},
+                "endpoints": [{"url": seller_url, "method": "GET"}],
+            }
+        )
+    )
+
+    def start() -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "monitor", "run", "--config", str(config_path)],
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+
+    def wait_for(condition: Any, what: str, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            time.sleep(0.1)
+
+    first = start()
+    try:
+        wait_for(lambda: len(hook.requests) >= 1, "a first (refused) delivery attempt")
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert hook.accepted == []
+    hook.default = 200
+    second = start()
+    try:
+        wait_for(lambda: len(hook.accepted) >= 1, "the delivery after restart")
+        time.sleep(0.5)  # would a duplicate follow?
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(timeout=15)
+    assert [b["event"] for b in hook.accepted] == ["firing"]
+    ids = {json.loads(body)["notification_id"] for _, body in hook.requests}
+    assert ids == {hook.accepted[0]["notification_id"]}
+    with sqlite3.connect(tmp_path / "data" / "monitor.db") as raw:
+        assert raw.execute(
+            "SELECT state, COUNT(*) FROM notifications GROUP BY state"
+        ).fetchall() == [("sent", 1)]
