@@ -225,9 +225,10 @@ async def _probe(
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=Console(stderr=True),
+        console=(console := Console(stderr=True)),
         transient=True,
-        disable=not show_progress,
+        # Not on a terminal (CI, cron, pipes) a progress bar is only noise on stderr.
+        disable=not show_progress or not console.is_terminal,
     )
     with progress:
         task = progress.add_task("probing", total=len(endpoints))
@@ -442,8 +443,9 @@ def _render_command(args: argparse.Namespace) -> int:
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
-            console=Console(stderr=True),
+            console=(console := Console(stderr=True)),
             transient=True,
+            disable=not console.is_terminal,
         )
         with bar:
             task = bar.add_task("rendering", total=None)

@@ -203,3 +203,34 @@ def test_check_config_summarises(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "valid" in out
     assert "POST    https://x402.dopamint.ai/api/ai/generations/images/seedream" in out
     assert main(["check-config", "--config", str(tmp_path / "absent.yaml")]) == 2
+
+
+@pytest.mark.integration
+def test_render_builds_the_site_from_the_database(tmp_path: Path, demo_url: str) -> None:
+    config = _write_config(tmp_path, demo_url)
+    assert _run("check", "--config", str(config), "--json").returncode == 0
+    output = tmp_path / "public"
+    result = _run("render", "--config", str(config), "--output", str(output))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"rendered {len(EXPECTED) + 1} endpoints into {output}")
+    index = (output / "index.html").read_text()
+    assert "/v2/valid" in index
+    pages = sorted(path.name for path in (output / "endpoints").iterdir())
+    assert len(pages) == len(EXPECTED) + 1
+    endpoints = json.loads((output / "api" / "endpoints.json").read_text())
+    assert (
+        len(endpoints["endpoints"] if isinstance(endpoints, dict) else endpoints)
+        == len(EXPECTED) + 1
+    )
+    # A second render with nothing new keeps the site and reports unchanged files.
+    again = _run("render", "--config", str(config), "--output", str(output))
+    assert again.returncode == 0, again.stderr
+    assert " 0 removed" in again.stdout
+    # Refuses to replace a folder that is not a site it rendered.
+    foreign = tmp_path / "home"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    refused = _run("render", "--config", str(config), "--output", str(foreign))
+    assert refused.returncode == 2
+    assert refused.stderr.startswith("error: site: ")
+    assert (foreign / "notes.txt").read_text() == "keep me"
