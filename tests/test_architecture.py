@@ -14,6 +14,7 @@ CORE = {
     "durations",
     "alert_config",
     "alerting",
+    "catalogue",
     "x402",
     "assess",
     "stats",

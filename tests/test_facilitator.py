@@ -658,7 +658,9 @@ def test_codes_are_registered_used_and_distinct_from_the_challenge_codes() -> No
     assert not set(FACILITATOR_CODES) & set(CODES)
     root = Path(__file__).resolve().parent.parent / "monitor"
     # The registry lives in facilitator_codes.py; the codes must be used by the checks.
-    sources = (root / "x402" / "facilitator.py").read_text() + (root / "discovery.py").read_text()
+    sources = (root / "x402" / "facilitator.py").read_text() + (
+        root / "discovery" / "supported.py"
+    ).read_text()
     used = set(re.findall(r'"((?:supported|facilitator)-[a-z0-9-]+)"', sources))
     assert used == set(FACILITATOR_CODES)
     for code, rule in FACILITATOR_CODES.items():
