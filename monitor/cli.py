@@ -19,13 +19,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from monitor.alert_config import ChannelConfig
 from monitor.alerts import DeliveryResult, Notifier
-from monitor.config import Config, ProbeConfig, load_config
+from monitor.config import Config, ProbeConfig, SourceConfig, load_config
 from monitor.discovery import FacilitatorClient
 from monitor.durations import format_duration, parse_duration
+from monitor.indexing import CrawlSummary, crawl_source, crawler_for
 from monitor.metrics import build_registry
 from monitor.metrics import render as render_metrics
 from monitor.models import CheckResult, EndpointSpec, JsonValue, MonitorError, ProbeFacts
@@ -122,6 +130,13 @@ def _parser() -> argparse.ArgumentParser:
     _config_argument(status)
     status.set_defaults(handler=_alerts_status)
 
+    discover = commands.add_parser("discover", help="crawl the Bazaar catalogues of sources now")
+    _config_argument(discover)
+    discover.add_argument("--source", action="append", metavar="NAME", help="only this source")
+    discover.add_argument("--dry-run", action="store_true", help="crawl and count, store nothing")
+    discover.add_argument("--json", action="store_true", help="print the summary as one object")
+    discover.set_defaults(handler=_discover)
+
     render = commands.add_parser("render", help="render the static directory site now")
     _config_argument(render)
     render.add_argument("--output", type=Path, help="output folder (default: site.output_dir)")
@@ -202,7 +217,8 @@ def _check(args: argparse.Namespace) -> int:
 
 def _selected(store: Store, urls: list[str] | None) -> list[StoredEndpoint]:
     if not urls:
-        return store.endpoints()
+        # Delisted endpoints and MCP tools are kept and shown, but not probed.
+        return [e for e in store.endpoints() if not e.delisted and e.kind == "http"]
     for url in urls:
         if not is_http_url(url):
             raise MonitorError(f"--endpoint {url}: not an http(s) URL")
@@ -465,3 +481,62 @@ def _render_command(args: argparse.Namespace) -> int:
     for slug in report.refused:
         print(f"warning: endpoint {slug!r} left out: its slug is not safe as a file name")
     return EXIT_OK
+
+
+def _discover(args: argparse.Namespace) -> int:
+    """Crawl each configured source once; print a summary per source (exit 1 if any failed)."""
+    config = _load(args.config)
+    sources = [s for s in config.sources if not args.source or s.name in args.source]
+    unknown = set(args.source or ()) - {source.name for source in config.sources}
+    if unknown:
+        raise MonitorError(f"--source {sorted(unknown)[0]}: no such source under sources:")
+    if not sources:
+        raise MonitorError("sources: none configured (add a bazaar source, see README)")
+    store = Store.open(config.database_url(args.config.parent))
+    try:
+        summaries = asyncio.run(_crawl_all(store, sources, config, args.dry_run, not args.json))
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps({"sources": [s.as_json() for s in summaries]}, sort_keys=True))
+    else:
+        for summary in summaries:
+            rejected = ", ".join(f"{n} {reason}" for reason, n in sorted(summary.rejected.items()))
+            state = "complete" if summary.complete else f"stopped: {summary.error}"
+            print(
+                f"{summary.source}: {summary.seen} seen, {summary.new} new, "
+                f"{summary.updated} updated, {summary.delisted} delisted, "
+                f"{sum(summary.rejected.values())} rejected{f' ({rejected})' if rejected else ''}"
+                f" - {state}{' (dry run)' if args.dry_run else ''}"
+            )
+    return EXIT_OK if all(summary.complete for summary in summaries) else EXIT_INVALID
+
+
+async def _crawl_all(
+    store: Store, sources: list[SourceConfig], config: Config, dry_run: bool, show: bool
+) -> list[CrawlSummary]:
+    console = Console(stderr=True)
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[seen]} items"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not show or not console.is_terminal,
+    )
+    summaries = []
+    with bar:
+        for source in sources:
+            task = bar.add_task(f"crawling {source.name}", total=None, seen=0)
+
+            def progress(summary: CrawlSummary, task: TaskID = task) -> None:
+                bar.update(task, seen=summary.seen)
+
+            async with crawler_for(source, config) as crawler:
+                summaries.append(
+                    await crawl_source(
+                        store, crawler, source, config, _now, dry_run=dry_run, on_page=progress
+                    )
+                )
+    return summaries

@@ -158,6 +158,34 @@ class EndpointConfig(_Section):
         )
 
 
+class SourceConfig(_Section):
+    """A facilitator's Bazaar discovery catalogue to index endpoints from."""
+
+    type: Literal["bazaar"] = "bazaar"
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    url: str
+    """The facilitator's base URL (its catalogue is at {url}/discovery/resources)."""
+    refresh: Duration = timedelta(hours=1)
+    max_items: int = Field(50_000, ge=1, le=1_000_000)
+    """Safety bound: a crawl stops after this many items."""
+    delist_after: int = Field(3, ge=1, le=100)
+    """Complete crawls an endpoint may be missing from before it is delisted."""
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not is_http_url(value):
+            raise ValueError("not an http(s) URL")
+        return value.rstrip("/")
+
+    @field_validator("refresh")
+    @classmethod
+    def _sensible_refresh(cls, value: timedelta) -> timedelta:
+        if value < timedelta(minutes=1):
+            raise ValueError("must be at least 1m (a catalogue crawl is thousands of requests)")
+        return value
+
+
 class Config(_Section):
     """The whole monitor configuration."""
 
@@ -168,9 +196,19 @@ class Config(_Section):
     thresholds: ThresholdsConfig = ThresholdsConfig()
     retention: RetentionConfig = RetentionConfig()
     alerts: AlertsConfig = AlertsConfig()
+    sources: tuple[SourceConfig, ...] = ()
     shutdown_timeout: Duration = timedelta(seconds=10)
     """On SIGINT/SIGTERM, in-flight probes get this long to finish before they are cancelled."""
     endpoints: tuple[EndpointConfig, ...] = ()
+
+    @field_validator("sources")
+    @classmethod
+    def _unique_sources(cls, sources: tuple[SourceConfig, ...]) -> tuple[SourceConfig, ...]:
+        names = [source.name for source in sources]
+        for index, name in enumerate(names):
+            if name in names[:index]:
+                raise ValueError(f"sources[{index}].name {name!r} is used twice: make it unique")
+        return sources
 
     @field_validator("endpoints")
     @classmethod

@@ -293,4 +293,21 @@ def _monitor_families(snapshot: MonitorSnapshot) -> list[Metric]:
     for (channel, result), count in sorted(snapshot.notifications_total.items()):
         notifications.add_metric([channel, result], float(count))
     families.append(notifications)
+    discovered = GaugeMetricFamily(
+        "x402_monitor_discovery_items",
+        "Catalogue items of each source's latest crawl, by result (seen, new, updated, "
+        "delisted, rejected_<reason>).",
+        labels=["source", "result"],
+    )
+    for (source, result), count in sorted(snapshot.discovery_items.items()):
+        discovered.add_metric([source, result], float(count))
+    families.append(discovered)
+    last_crawl = GaugeMetricFamily(
+        "x402_monitor_last_discovery_timestamp_seconds",
+        "Unix time at which each source's latest complete crawl ended.",
+        labels=["source"],
+    )
+    for source, at in sorted(snapshot.last_discovery_at.items()):
+        last_crawl.add_metric([source], at.timestamp())
+    families.append(last_crawl)
     return families

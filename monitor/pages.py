@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from monitor.catalogue import registrable_domain
 from monitor.models import Finding, Outcome
 from monitor.snapshot import EndpointDetail, EndpointSnapshot, LatencyPoint, MonitorSnapshot
 from monitor.store import PageHistory, Store, StoredEndpoint
@@ -45,7 +46,16 @@ def snapshot_endpoint(endpoint: StoredEndpoint, now: datetime) -> EndpointSnapsh
         last_check_at=endpoint.state.last_checked_at,
         p50_ms=figures.p50_ms,
         p95_ms=figures.p95_ms,
+        listing="delisted"
+        if endpoint.delisted
+        else ("MCP tool" if endpoint.kind == "mcp" else None),
     )
+
+
+def _listing(endpoint: StoredEndpoint) -> str | None:
+    if endpoint.delisted:
+        return "delisted"
+    return "MCP tool" if endpoint.kind == "mcp" else None
 
 
 def store_snapshot(store: Store, now: datetime) -> MonitorSnapshot:
@@ -98,7 +108,7 @@ def endpoint_detail(
         asset=endpoint.asset,
         asset_name=asset_name(network, endpoint.asset),
         network_name=network_name(network),
-        provider=host_of(endpoint.spec.url) or None,
+        provider=endpoint.provider or registrable_domain(host_of(endpoint.spec.url)) or None,
         indexed_at=endpoint.first_seen_at,
         last_healthy_at=endpoint.state.last_healthy_at,
         reachability_30d=figures.reachability_30d,
@@ -115,6 +125,7 @@ def endpoint_detail(
         latency_7d=tuple(LatencyPoint(day_start(day.day), day.p50_ms) for day in history.days[-7:]),
         days=tuple(history.days),
         flips=tuple(history.flips),
+        catalogue_item=endpoint.catalogue_item,
     )
 
 

@@ -15,15 +15,16 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from monitor.alerts import Notifier
 from monitor.assess import assess
-from monitor.config import Config
+from monitor.config import Config, SourceConfig
 from monitor.discovery import FacilitatorClient
+from monitor.indexing import CrawlSummary, crawl_source, crawler_for
 from monitor.models import CheckResult, EndpointSpec, Outcome, ProbeFacts
 from monitor.notify import ALERTMANAGER_REPOST, alert_context, deliver_due, repost_firing
 from monitor.pages import snapshot_endpoint
@@ -171,6 +172,8 @@ class MonitorService:
         self._changed = True
         self._rendered_at: datetime | None = None
         self.snapshot: MonitorSnapshot | None = None
+        self.discovery: dict[str, CrawlSummary] = {}
+        """The latest crawl of each source."""
         self.stopping = asyncio.Event()
 
     # -- life cycle -------------------------------------------------------------------------
@@ -197,6 +200,16 @@ class MonitorService:
             ]
         if self._render is not None:
             jobs.append((self._render_site, min(self.config.site.render_interval, SNAPSHOT_PERIOD)))
+        for source in self.config.sources:
+            # One job per catalogue; the first crawl starts right away (or resumes).
+            self._scheduler.add_job(
+                self._discover,
+                "interval",
+                seconds=source.refresh.total_seconds(),
+                args=[source],
+                id=f"discover-{source.name}",
+                next_run_time=datetime.now(UTC),
+            )
         for job, period in jobs:
             self._scheduler.add_job(
                 job, "interval", seconds=period.total_seconds(), id=job.__name__
@@ -313,6 +326,16 @@ class MonitorService:
             rounds_total=self._rounds,
             last_round_at=self._last_round_at,
             alerts_firing=sum(endpoint.alert_firing for endpoint in endpoints),
+            discovery_items={
+                (name, result): count
+                for name, summary in self.discovery.items()
+                for result, count in _discovery_counts(summary).items()
+            },
+            last_discovery_at={
+                name: summary.finished_at
+                for name, summary in self.discovery.items()
+                if summary.finished_at is not None
+            },
             notifications_total=dict(self._notifications),
         )
 
@@ -330,6 +353,18 @@ class MonitorService:
     async def _repost(self) -> None:
         if self._notifier is not None:
             await repost_firing(self._store, self._notifier, self.config, self._clock)
+
+    async def _discover(self, source: SourceConfig) -> None:
+        try:
+            async with crawler_for(source, self.config) as crawler:
+                summary = await crawl_source(
+                    self._store, crawler, source, self.config, self._clock, writer=self._writer
+                )
+        except Exception:
+            log.exception("discovery %s failed; indexed endpoints are kept", source.name)
+            return
+        self.discovery[source.name] = summary
+        self._changed = True
 
     async def _roll_up(self) -> None:
         written, deleted = await asyncio.to_thread(
@@ -368,3 +403,14 @@ class MonitorService:
             "endpoints": len(self.snapshot.endpoints) if self.snapshot else 0,
         }
         return (200 if ticking else 503), body
+
+
+def _discovery_counts(summary: CrawlSummary) -> dict[str, int]:
+    counts = {
+        "seen": summary.seen,
+        "new": summary.new,
+        "updated": summary.updated,
+        "delisted": summary.delisted,
+    }
+    counts.update({f"rejected_{reason}": n for reason, n in summary.rejected.items()})
+    return counts

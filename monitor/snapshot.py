@@ -40,6 +40,8 @@ class EndpointSnapshot:
     last_check_at: datetime | None
     p50_ms: float | None = None
     p95_ms: float | None = None
+    listing: str | None = None
+    """Why the endpoint is listed but not probed: "delisted" or "MCP tool"; None otherwise."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,11 @@ class MonitorSnapshot:
     alerts_firing: int = 0
     notifications_total: Mapping[tuple[str, str], int] = field(default_factory=dict)
     """Delivery attempts by (channel, result): result is sent, retry or failed."""
+    discovery_items: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    """Items of each source's latest crawl by (source, result): seen, new, updated, delisted,
+    rejected_<reason>."""
+    last_discovery_at: Mapping[str, datetime] = field(default_factory=dict)
+    """End of each source's latest complete crawl."""
 
 
 @dataclass(frozen=True)

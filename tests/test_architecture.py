@@ -24,7 +24,7 @@ CORE = {
     "schedule",
 }
 EDGES = {"probe", "discovery", "store", "site", "metrics", "alerts", "web"}
-SHELL = {"service", "cli", "report", "notify", "pages", "__main__"}
+SHELL = {"service", "cli", "report", "notify", "pages", "indexing", "__main__"}
 EDGE_LIBRARIES = {
     "httpx",
     "httpcore",

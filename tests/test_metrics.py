@@ -157,6 +157,8 @@ def test_family_set_types_and_help(text: str) -> None:
         "x402_monitor_last_round_timestamp_seconds": "gauge",
         "x402_alerts_firing": "gauge",
         "x402_notifications": "counter",
+        "x402_monitor_discovery_items": "gauge",
+        "x402_monitor_last_discovery_timestamp_seconds": "gauge",
         "x402_monitor_snapshot_timestamp_seconds": "gauge",
     }
     for family in families.values():

@@ -31,3 +31,9 @@ def test_finding_code_tables_match_the_registries(
         "regenerate the table: python -c 'from monitor.x402 import *; "
         f"print(registry_markdown(...))' (registry of {marker})"
     )
+
+
+def test_category_rules_table_matches_the_code() -> None:
+    from monitor.catalogue import category_rules_markdown
+
+    assert category_rules_markdown() in README

@@ -17,6 +17,7 @@ from sqlalchemy import Engine, event, insert, inspect, or_, text, update
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, SQLModel, col, create_engine, select
 
+from monitor.catalogue import CatalogueEntry
 from monitor.config import ThresholdsConfig
 from monitor.models import (
     CheckResult,
@@ -27,6 +28,13 @@ from monitor.models import (
 )
 from monitor.schedule import resume_at
 from monitor.stats import LATENCY_WINDOW, Flip, OutcomeCounts, advance, figures_of
+from monitor.store.catalogue_index import (
+    PageCounts,
+    crawl_state,
+    finish_crawl,
+    index_page,
+    record_failure,
+)
 from monitor.store.details import PageHistory, page_histories
 from monitor.store.mapping import (
     apply_check,
@@ -45,7 +53,7 @@ from monitor.store.outbox import (
     tick_rows,
 )
 from monitor.store.queries import chunks, latency_percentiles
-from monitor.store.records import StoredCheck, StoredEndpoint, StoredFlip, WindowFigures
+from monitor.store.records import CrawlState, StoredCheck, StoredEndpoint, StoredFlip, WindowFigures
 from monitor.store.rollups import delete_raw, roll_up, window_counts
 from monitor.store.tables import (
     INDEXES,
@@ -64,7 +72,9 @@ from monitor.urls import slug_for
 __all__ = [
     "SCHEMA_VERSION",
     "AlertContext",
+    "CrawlState",
     "Outgoing",
+    "PageCounts",
     "PageHistory",
     "Store",
     "StoredCheck",
@@ -275,7 +285,9 @@ class Store:
                     or_(
                         col(EndpointRow.next_check_at).is_(None),
                         col(EndpointRow.next_check_at) <= now,
-                    )
+                    ),
+                    col(EndpointRow.delisted).is_(False),
+                    EndpointRow.kind == "http",
                 )
             ).all()
             if rows:
@@ -302,6 +314,53 @@ class Store:
         """Return how many per-day rollup rows are stored."""
         with self._session() as session:
             return int(session.execute(text("SELECT COUNT(*) FROM daily_rollups")).scalar_one())
+
+    def index_catalogue_page(
+        self,
+        source: str,
+        facilitator: str,
+        entries: Sequence[CatalogueEntry],
+        *,
+        crawl_started_at: datetime,
+        next_offset: int,
+        interval: timedelta,
+    ) -> PageCounts:
+        """Upsert one crawled page and its resume offset in one transaction (catalogue_index)."""
+        with self._session() as session:
+            return index_page(
+                session,
+                source,
+                facilitator,
+                entries,
+                crawl_started_at=crawl_started_at,
+                next_offset=next_offset,
+                interval=interval,
+            )
+
+    def finish_crawl(
+        self, source: str, crawl_started_at: datetime, now: datetime, delist_after: int
+    ) -> tuple[int, int]:
+        """Close a complete crawl; return (endpoints missed, endpoints newly delisted)."""
+        with self._session() as session:
+            return finish_crawl(session, source, crawl_started_at, now, delist_after)
+
+    def record_crawl_failure(self, source: str, now: datetime, error: str) -> None:
+        """Remember that a crawl stopped (it resumes from its offset next time)."""
+        with self._session() as session:
+            record_failure(session, source, now, error)
+
+    def crawl(self, source: str) -> CrawlState:
+        """Return where the source's crawl stands."""
+        with self._session() as session:
+            row = crawl_state(session, source)
+            return CrawlState(
+                row.source,
+                row.started_at,
+                row.next_offset,
+                row.completed_crawls,
+                row.last_complete_at,
+                row.last_error,
+            )
 
     def alert_tick(self, now: datetime, alerts: AlertContext) -> None:
         """Advance the alerts that may remind, settle or catch up; queue their notices."""

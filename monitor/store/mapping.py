@@ -151,6 +151,10 @@ def stored_endpoint(row: EndpointRow) -> StoredEndpoint:
         description=row.description,
         alert_firing=row.alert_firing,
         alert=load(row.alert_json),
+        kind=row.kind,
+        provider=row.provider,
+        catalogue_item=load(row.catalogue_json),
+        delisted=row.delisted,
     )
 
 

@@ -44,6 +44,10 @@ class StoredEndpoint:
     alert_firing: bool
     alert: JsonValue
     """The alert state machine's state (AlertState.to_json()), None before any check."""
+    kind: str = "http"
+    provider: str | None = None
+    catalogue_item: JsonValue = None
+    delisted: bool = False
 
     def figures(self, now: datetime) -> EndpointFigures:
         """Return the published figures (coverage measured up to `now`)."""
@@ -87,3 +91,16 @@ class StoredCheck:
     http_status: int | None
     latency_ms: float | None
     error: str | None
+
+
+@dataclass(frozen=True)
+class CrawlState:
+    """Where a source's catalogue crawl stands."""
+
+    source: str
+    started_at: datetime | None
+    """Start of the crawl in progress; None when none is (the next one starts at offset 0)."""
+    next_offset: int
+    completed_crawls: int
+    last_complete_at: datetime | None
+    last_error: str | None

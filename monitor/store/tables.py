@@ -16,7 +16,7 @@ from sqlmodel import Field, SQLModel
 
 from monitor.models import JsonValue, Status
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 class SchemaRow(SQLModel, table=True):
@@ -85,6 +85,16 @@ class EndpointRow(SQLModel, table=True):
     alert_firing: bool = False
     description: str | None = None
     """What the seller says the endpoint does (from its latest challenge; schema 4)."""
+    # Catalogue facts (schema 5).
+    kind: str = "http"
+    """http, or mcp (indexed and shown, never probed over HTTP)."""
+    tool_name: str | None = None
+    provider: str | None = None
+    catalogue_json: str | None = None
+    """The raw catalogue item the endpoint was last indexed from."""
+    last_seen_at: datetime | None = None
+    missed_crawls: int = 0
+    delisted: bool = False
 
 
 class CheckRow(SQLModel, table=True):
@@ -166,6 +176,20 @@ class NotificationRow(SQLModel, table=True):
     sent_at: datetime | None = None
 
 
+class CrawlRow(SQLModel, table=True):
+    """Where a source's crawl stands, so a crash mid-crawl resumes instead of restarting."""
+
+    __tablename__ = "crawls"
+    source: str = Field(primary_key=True)
+    started_at: datetime | None = None
+    """Start of the crawl in progress (None when none is)."""
+    next_offset: int = 0
+    completed_crawls: int = 0
+    last_complete_at: datetime | None = None
+    last_attempt_at: datetime | None = None
+    last_error: str | None = None
+
+
 class StateRow(SQLModel, table=True):
     """Small persistent facts of the monitor itself (e.g. how far rollups have gone)."""
 
@@ -232,10 +256,26 @@ def _add_alerting(connection: Connection) -> None:
     SQLModel.metadata.create_all(connection, tables=[SQLModel.metadata.tables["notifications"]])
 
 
+def _add_catalogue(connection: Connection) -> None:
+    """Schema 5: catalogue facts and delisting on endpoints, per-source crawl state."""
+    for column, kind in (
+        ("kind", "VARCHAR NOT NULL DEFAULT 'http'"),
+        ("tool_name", "VARCHAR"),
+        ("provider", "VARCHAR"),
+        ("catalogue_json", "VARCHAR"),
+        ("last_seen_at", "TIMESTAMP WITH TIME ZONE"),
+        ("missed_crawls", "INTEGER NOT NULL DEFAULT 0"),
+        ("delisted", "BOOLEAN NOT NULL DEFAULT FALSE"),
+    ):
+        connection.execute(text(f"ALTER TABLE endpoints ADD COLUMN {column} {kind}"))
+    SQLModel.metadata.create_all(connection, tables=[SQLModel.metadata.tables["crawls"]])
+
+
 MIGRATIONS: dict[int, Migration] = {
     2: _add_verdict_columns,
     3: _add_rollups_and_figures,
     4: _add_alerting,
+    5: _add_catalogue,
 }
 """Steps from version N-1 to N, applied in order on open; version 1 is the initial schema."""
 
