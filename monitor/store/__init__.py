@@ -17,7 +17,6 @@ from sqlalchemy import Engine, event, insert, inspect, or_, text, update
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, SQLModel, col, create_engine, select
 
-from monitor.catalogue import CatalogueEntry
 from monitor.config import ThresholdsConfig
 from monitor.models import (
     CheckResult,
@@ -28,13 +27,7 @@ from monitor.models import (
 )
 from monitor.schedule import resume_at
 from monitor.stats import LATENCY_WINDOW, Flip, OutcomeCounts, advance, figures_of
-from monitor.store.catalogue_index import (
-    PageCounts,
-    crawl_state,
-    finish_crawl,
-    index_page,
-    record_failure,
-)
+from monitor.store.catalogue_index import CatalogueMethods, PageCounts
 from monitor.store.details import PageHistory, page_histories
 from monitor.store.mapping import (
     apply_check,
@@ -43,15 +36,7 @@ from monitor.store.mapping import (
     state_of,
     stored_endpoint,
 )
-from monitor.store.outbox import (
-    AlertContext,
-    Outgoing,
-    alert_step,
-    due,
-    record,
-    retry_pending_now,
-    tick_rows,
-)
+from monitor.store.outbox import AlertContext, OutboxMethods, Outgoing, alert_step
 from monitor.store.queries import chunks, latency_percentiles
 from monitor.store.records import CrawlState, StoredCheck, StoredEndpoint, StoredFlip, WindowFigures
 from monitor.store.rollups import delete_raw, roll_up, window_counts
@@ -84,7 +69,7 @@ __all__ = [
 ]
 
 
-class Store:
+class Store(CatalogueMethods, OutboxMethods):
     """The monitor's database: one writer, short transactions."""
 
     def __init__(self, engine: Engine) -> None:
@@ -314,108 +299,6 @@ class Store:
         """Return how many per-day rollup rows are stored."""
         with self._session() as session:
             return int(session.execute(text("SELECT COUNT(*) FROM daily_rollups")).scalar_one())
-
-    def index_catalogue_page(
-        self,
-        source: str,
-        facilitator: str,
-        entries: Sequence[CatalogueEntry],
-        *,
-        crawl_started_at: datetime,
-        next_offset: int,
-        interval: timedelta,
-    ) -> PageCounts:
-        """Upsert one crawled page and its resume offset in one transaction (catalogue_index)."""
-        with self._session() as session:
-            return index_page(
-                session,
-                source,
-                facilitator,
-                entries,
-                crawl_started_at=crawl_started_at,
-                next_offset=next_offset,
-                interval=interval,
-            )
-
-    def finish_crawl(
-        self, source: str, crawl_started_at: datetime, now: datetime, delist_after: int
-    ) -> tuple[int, int]:
-        """Close a complete crawl; return (endpoints missed, endpoints newly delisted)."""
-        with self._session() as session:
-            return finish_crawl(session, source, crawl_started_at, now, delist_after)
-
-    def record_crawl_failure(self, source: str, now: datetime, error: str) -> None:
-        """Remember that a crawl stopped (it resumes from its offset next time)."""
-        with self._session() as session:
-            record_failure(session, source, now, error)
-
-    def crawl(self, source: str) -> CrawlState:
-        """Return where the source's crawl stands."""
-        with self._session() as session:
-            row = crawl_state(session, source)
-            return CrawlState(
-                row.source,
-                row.started_at,
-                row.next_offset,
-                row.completed_crawls,
-                row.last_complete_at,
-                row.last_error,
-            )
-
-    def alert_tick(self, now: datetime, alerts: AlertContext) -> None:
-        """Advance the alerts that may remind, settle or catch up; queue their notices."""
-        with self._session() as session:
-            for row in tick_rows(session):
-                alert_step(session, row, alerts, now, None)
-                session.add(row)
-
-    def due_notifications(self, now: datetime, limit: int = 100) -> list[Outgoing]:
-        """Return pending notifications whose next attempt has come."""
-        with self._session() as session:
-            return due(session, now, limit)
-
-    def record_delivery(
-        self,
-        row_id: int,
-        *,
-        ok: bool,
-        permanent: bool,
-        detail: str,
-        now: datetime,
-        retry_in: timedelta,
-        max_attempts: int,
-    ) -> str:
-        """Record one delivery attempt of an outbox row; return its new state."""
-        with self._session() as session:
-            return record(
-                session,
-                row_id,
-                ok=ok,
-                permanent=permanent,
-                detail=detail,
-                now=now,
-                retry_in=retry_in,
-                max_attempts=max_attempts,
-            )
-
-    def retry_pending_now(self, now: datetime) -> int:
-        """Make every pending notification due now (at start-up); return how many."""
-        with self._session() as session:
-            return retry_pending_now(session, now)
-
-    def notification_states(self) -> dict[str, int]:
-        """Return how many outbox rows are pending, sent and failed."""
-        with self._session() as session:
-            rows = session.execute(text("SELECT state, COUNT(*) FROM notifications GROUP BY state"))
-            return {state: int(count) for state, count in rows}
-
-    def firing(self) -> list[StoredEndpoint]:
-        """Return the endpoints whose alert is firing, by URL."""
-        query = (
-            select(EndpointRow).where(col(EndpointRow.alert_firing)).order_by(col(EndpointRow.url))
-        )
-        with self._session() as session:
-            return [stored_endpoint(row) for row in session.exec(query)]
 
     def page_histories(self, ids: Sequence[int], now: datetime) -> dict[int, PageHistory]:
         """Return what endpoint pages show of each endpoint's history (see store.details)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -18,6 +19,7 @@ from sqlmodel import Session, col, select
 
 from monitor.catalogue import CatalogueEntry
 from monitor.schedule import next_slot
+from monitor.store.records import CrawlState
 from monitor.store.tables import CrawlRow, EndpointRow, dump
 from monitor.urls import slug_for
 
@@ -157,3 +159,57 @@ def _apply_entry(
     row.price = row.price or entry.price
     row.network = row.network or entry.network
     row.asset = row.asset or entry.asset
+
+
+class CatalogueMethods:
+    """Store methods for catalogue indexing (mixed into Store)."""
+
+    def _session(self) -> AbstractContextManager[Session]:
+        raise NotImplementedError  # provided by Store
+
+    def index_catalogue_page(
+        self,
+        source: str,
+        facilitator: str,
+        entries: Sequence[CatalogueEntry],
+        *,
+        crawl_started_at: datetime,
+        next_offset: int,
+        interval: timedelta,
+    ) -> PageCounts:
+        """Upsert one crawled page and its resume offset in one transaction (catalogue_index)."""
+        with self._session() as session:
+            return index_page(
+                session,
+                source,
+                facilitator,
+                entries,
+                crawl_started_at=crawl_started_at,
+                next_offset=next_offset,
+                interval=interval,
+            )
+
+    def finish_crawl(
+        self, source: str, crawl_started_at: datetime, now: datetime, delist_after: int
+    ) -> tuple[int, int]:
+        """Close a complete crawl; return (endpoints missed, endpoints newly delisted)."""
+        with self._session() as session:
+            return finish_crawl(session, source, crawl_started_at, now, delist_after)
+
+    def record_crawl_failure(self, source: str, now: datetime, error: str) -> None:
+        """Remember that a crawl stopped (it resumes from its offset next time)."""
+        with self._session() as session:
+            record_failure(session, source, now, error)
+
+    def crawl(self, source: str) -> CrawlState:
+        """Return where the source's crawl stands."""
+        with self._session() as session:
+            row = crawl_state(session, source)
+            return CrawlState(
+                row.source,
+                row.started_at,
+                row.next_offset,
+                row.completed_crawls,
+                row.last_complete_at,
+                row.last_error,
+            )

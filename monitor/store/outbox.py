@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -26,7 +27,9 @@ from monitor.alerting import (
     on_tick,
 )
 from monitor.models import Outcome
+from monitor.store.mapping import stored_endpoint
 from monitor.store.queries import moment
+from monitor.store.records import StoredEndpoint
 from monitor.store.tables import EndpointRow, NotificationRow, load
 
 PENDING, SENT, FAILED = "pending", "sent", "failed"
@@ -243,3 +246,65 @@ def message_from_json(data: Mapping[str, object]) -> NotificationMessage:
 
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
+
+
+class OutboxMethods:
+    """Store methods for alert state and the outbox (mixed into Store)."""
+
+    def _session(self) -> AbstractContextManager[Session]:
+        raise NotImplementedError  # provided by Store
+
+    def alert_tick(self, now: datetime, alerts: AlertContext) -> None:
+        """Advance the alerts that may remind, settle or catch up; queue their notices."""
+        with self._session() as session:
+            for row in tick_rows(session):
+                alert_step(session, row, alerts, now, None)
+                session.add(row)
+
+    def due_notifications(self, now: datetime, limit: int = 100) -> list[Outgoing]:
+        """Return pending notifications whose next attempt has come."""
+        with self._session() as session:
+            return due(session, now, limit)
+
+    def record_delivery(
+        self,
+        row_id: int,
+        *,
+        ok: bool,
+        permanent: bool,
+        detail: str,
+        now: datetime,
+        retry_in: timedelta,
+        max_attempts: int,
+    ) -> str:
+        """Record one delivery attempt of an outbox row; return its new state."""
+        with self._session() as session:
+            return record(
+                session,
+                row_id,
+                ok=ok,
+                permanent=permanent,
+                detail=detail,
+                now=now,
+                retry_in=retry_in,
+                max_attempts=max_attempts,
+            )
+
+    def retry_pending_now(self, now: datetime) -> int:
+        """Make every pending notification due now (at start-up); return how many."""
+        with self._session() as session:
+            return retry_pending_now(session, now)
+
+    def notification_states(self) -> dict[str, int]:
+        """Return how many outbox rows are pending, sent and failed."""
+        with self._session() as session:
+            rows = session.execute(text("SELECT state, COUNT(*) FROM notifications GROUP BY state"))
+            return {state: int(count) for state, count in rows}
+
+    def firing(self) -> list[StoredEndpoint]:
+        """Return the endpoints whose alert is firing, by URL."""
+        query = (
+            select(EndpointRow).where(col(EndpointRow.alert_firing)).order_by(col(EndpointRow.url))
+        )
+        with self._session() as session:
+            return [stored_endpoint(row) for row in session.exec(query)]
