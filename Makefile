@@ -45,9 +45,12 @@ demo: install
 	for i in $$(seq 50); do $(BIN)/python -c "import socket; socket.create_connection(('127.0.0.1', $(DEMO_PORT)), 0.2)" 2>/dev/null && break; sleep 0.1; done; \
 	$(BIN)/monitor check --config demo/config.yaml
 
-# Performance figures (printed, never asserted): probe pipeline vs blackbox_exporter, /metrics.
+# Performance figures (printed, never asserted): probe pipeline vs blackbox_exporter, /metrics,
+# site render, catalogue crawl memory. Needs Debian nginx and prometheus-blackbox-exporter.
 bench: install
 	$(BIN)/python bench/probe_throughput.py
+	$(BIN)/python bench/site_render.py
+	$(BIN)/python bench/crawl_memory.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache site data demo/data
