@@ -122,7 +122,12 @@ def endpoint_detail(
         output_schema=endpoint.output_schema,
         recent_checks=tuple(history.recent),
         latency_24h=tuple(history.latency_24h),
-        latency_7d=tuple(LatencyPoint(day_start(day.day), day.p50_ms) for day in history.days[-7:]),
+        # Daily p50 of the last 7 days; days without any check are left out, not "no answer".
+        latency_7d=tuple(
+            LatencyPoint(day_start(day.day), day.p50_ms)
+            for day in history.days[-7:]
+            if day.passes + day.soft_fails + day.hard_fails + day.inconclusive
+        ),
         days=tuple(history.days),
         flips=tuple(history.flips),
         catalogue_item=endpoint.catalogue_item,

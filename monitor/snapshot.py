@@ -173,7 +173,7 @@ class EndpointDetail:
     latency_24h: tuple[LatencyPoint, ...]
     """Every answered check of the last 24 h, oldest first."""
     latency_7d: tuple[LatencyPoint, ...]
-    """Hourly p50 of the last 7 days, oldest first."""
+    """Daily p50 of the last 7 days that had checks, oldest first (from the rollups)."""
     days: tuple[DayFigures, ...]
     """The 30 UTC days of the window, oldest first (days without checks included, zeroed)."""
     flips: tuple[FlipLine, ...]

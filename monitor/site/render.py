@@ -407,7 +407,7 @@ def _endpoint_context(
                 now,
                 timedelta(days=7),
                 "lat7d",
-                "Latency (hourly p50), last 7 days",
+                "Latency (daily p50), last 7 days",
             )
         ),
         "uptime_bar": Markup(svg.uptime_bar(detail.days, "days")),
