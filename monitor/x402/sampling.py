@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from monitor.models import JsonValue
-from monitor.x402.bazaar import ApiDescription, is_field_definition, is_json_schema
+from monitor.x402.bazaar_model import ApiDescription, is_field_definition, is_json_schema
 
 METHODS = frozenset({"GET", "HEAD", "DELETE", "POST", "PUT", "PATCH", "OPTIONS"})
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
