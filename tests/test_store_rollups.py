@@ -131,3 +131,21 @@ def test_due_and_resume_spread_the_backlog(store: Store) -> None:
     assert first not in {e.id for e in store.due(later, limit=10, exclude=[first])}
     # Resuming again keeps due times that are still in the future.
     assert store.resume(now, INTERVAL) == 0
+
+
+def test_running_counts_on_the_row_equal_a_full_recount(store: Store) -> None:
+    """Saves add to the stored 30-day counts and recount only when the window day moves."""
+    start = datetime(2026, 10, 1, 5, tzinfo=UTC)
+    _fill(store, start, days=33)  # crosses many window-day changes; seller2 changes price
+    last = start + timedelta(days=33) - timedelta(hours=1)
+    recount = store.window_figures([e.id for e in store.endpoints()], last)
+    for endpoint in store.endpoints():
+        figures = recount[endpoint.id]
+        assert endpoint.counts_30d == figures.counts, endpoint.spec.url
+        assert endpoint.offers_stable == figures.offers_stable, endpoint.spec.url
+    # Rolling up and pruning keeps them equal too.
+    store.roll_up_and_prune(last + timedelta(minutes=30), keep_raw=timedelta(days=2))
+    recount = store.window_figures([e.id for e in store.endpoints()], last)
+    assert {e.id: e.counts_30d for e in store.endpoints()} == {
+        eid: figures.counts for eid, figures in recount.items()
+    }

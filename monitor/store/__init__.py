@@ -33,13 +33,14 @@ from monitor.store.mapping import (
     apply_check,
     apply_figures,
     check_values,
+    offer_key,
     state_of,
     stored_endpoint,
 )
 from monitor.store.outbox import AlertContext, OutboxMethods, Outgoing, alert_step
 from monitor.store.queries import chunks, latency_percentiles
 from monitor.store.records import CrawlState, StoredCheck, StoredEndpoint, StoredFlip, WindowFigures
-from monitor.store.rollups import delete_raw, roll_up, window_counts
+from monitor.store.rollups import delete_raw, roll_up, window_counts, window_start
 from monitor.store.tables import (
     INDEXES,
     MIGRATIONS,
@@ -187,10 +188,11 @@ class Store(CatalogueMethods, OutboxMethods):
             ids = sorted({endpoint_id for endpoint_id, _ in ordered})
             latest = max(result.checked_at for _, result in ordered)
             percentiles = latency_percentiles(session, ids, latest - LATENCY_WINDOW)
-            rows = {
+            rows: dict[int, EndpointRow] = {
                 row.id: row
                 for chunk in chunks(ids)
                 for row in session.exec(select(EndpointRow).where(col(EndpointRow.id).in_(chunk)))
+                if row.id is not None
             }
             statuses: list[dict[str, Any]] = []
             for (endpoint_id, result), check_id in zip(ordered, check_ids, strict=True):
@@ -215,10 +217,10 @@ class Store(CatalogueMethods, OutboxMethods):
                         )
                     )
             session.execute(update(CheckRow), statuses)
-            windows = window_counts(session, ids, latest)
+            running = _running_windows(session, rows, ordered, latest)
             for endpoint_id in ids:
                 row = rows[endpoint_id]
-                counts, stable = windows.get(endpoint_id, (OutcomeCounts(), True))
+                counts, stable = running[endpoint_id]
                 p50, p95 = percentiles.get(endpoint_id, (None, None))
                 figures = figures_of(
                     state_of(row),
@@ -239,7 +241,7 @@ class Store(CatalogueMethods, OutboxMethods):
         with self._session() as session:
             percentiles = latency_percentiles(session, ids, now - LATENCY_WINDOW)
             figures: dict[int, WindowFigures] = {}
-            for eid, (counts, stable) in window_counts(session, ids, now).items():
+            for eid, (counts, stable, _) in window_counts(session, ids, now).items():
                 p50, p95 = percentiles.get(eid, (None, None))
                 figures[eid] = WindowFigures(counts, p50, p95, offers_stable=stable)
             return figures
@@ -343,3 +345,67 @@ class Store(CatalogueMethods, OutboxMethods):
         """Return how many raw checks are stored."""
         with self._session() as session:
             return int(session.execute(text("SELECT COUNT(*) FROM checks")).scalar_one())
+
+
+def _running_windows(
+    session: Session,
+    rows: dict[int, EndpointRow],
+    ordered: Sequence[tuple[int, CheckResult]],
+    latest: datetime,
+) -> dict[int, tuple[OutcomeCounts, bool]]:
+    """Return each endpoint's 30-day counts and offer stability after this round's checks.
+
+    The window is day-aligned, so within one window day the stored counts only grow: add the
+    round's checks to them. Endpoints whose counts are for an older window day (or none) are
+    recounted with SQL, once per endpoint per day, instead of on every save.
+    """
+    day = window_start(latest).date().isoformat()
+    stale = [endpoint_id for endpoint_id, row in rows.items() if row.window_day != day]
+    recounted = window_counts(session, stale, latest) if stale else {}
+    result: dict[int, tuple[OutcomeCounts, bool]] = {}
+    for endpoint_id in stale:
+        # The recount reads this round's checks too: they are already inserted.
+        counts, stable, key = recounted.get(endpoint_id, (OutcomeCounts(), True, None))
+        rows[endpoint_id].last_offer_key = key
+        rows[endpoint_id].window_day = day
+        result[endpoint_id] = (counts, stable)
+    for endpoint_id, check in ordered:
+        if endpoint_id in recounted or endpoint_id in stale:
+            continue
+        row = rows[endpoint_id]
+        counts, stable = result.get(
+            endpoint_id,
+            (
+                OutcomeCounts(
+                    row.window_passes,
+                    row.window_soft_fails,
+                    row.window_hard_fails,
+                    row.window_inconclusive,
+                    row.window_first_check_at,
+                ),
+                row.offers_stable,
+            ),
+        )
+        result[endpoint_id] = _add_check(row, counts, stable, check)
+    return result
+
+
+def _add_check(
+    row: EndpointRow, counts: OutcomeCounts, stable: bool, check: CheckResult
+) -> tuple[OutcomeCounts, bool]:
+    """Return counts and stability with one more check (and remember the pass's offer)."""
+    outcome = check.outcome
+    first = counts.first_check_at
+    added = OutcomeCounts(
+        counts.passes + (outcome is Outcome.PASS),
+        counts.soft_fails + (outcome is Outcome.SOFT_FAIL),
+        counts.hard_fails + (outcome is Outcome.HARD_FAIL),
+        counts.inconclusive + (outcome is Outcome.INCONCLUSIVE),
+        check.checked_at if first is None or check.checked_at < first else first,
+    )
+    key = offer_key(check)
+    if outcome is Outcome.PASS and key is not None:
+        if row.last_offer_key is not None and key != row.last_offer_key:
+            stable = False
+        row.last_offer_key = key
+    return added, stable

@@ -72,9 +72,15 @@ def apply_check(
         row.pass_facilitator_supported = result.facilitator_verdict is FacilitatorVerdict.SUPPORTED
 
 
+def offer_key(result: CheckResult) -> str | None:
+    """Return what offer stability compares: network, asset, amount and payTo of the first
+    valid offer (None without one)."""
+    offer = result.challenge.first_valid_offer if result.challenge else None
+    return f"{offer.network}|{offer.asset}|{offer.amount}|{offer.pay_to}" if offer else None
+
+
 def check_values(endpoint_id: int, result: CheckResult, status: Status | None) -> dict[str, Any]:
     challenge = result.challenge
-    offer = challenge.first_valid_offer if challenge else None
     headline = challenge.headline_offer if challenge else None
     return {
         "endpoint_id": endpoint_id,
@@ -88,9 +94,7 @@ def check_values(endpoint_id: int, result: CheckResult, status: Status | None) -
         "x402_version": result.x402_version,
         "payment_requirements_valid": result.payment_requirements_valid,
         "findings_json": dump([f.as_dict() for f in result.findings]) if challenge else None,
-        "offer_key": (
-            f"{offer.network}|{offer.asset}|{offer.amount}|{offer.pay_to}" if offer else None
-        ),
+        "offer_key": offer_key(result),
         "asset_verdict": result.asset_verdict.value if challenge else None,
         "facilitator_verdict": result.facilitator_verdict.value,
         "network": (headline.caip2 or headline.network) if headline else None,

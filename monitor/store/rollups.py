@@ -115,20 +115,23 @@ def delete_raw(session: Session, now: datetime, keep: timedelta) -> int:
 
 def window_counts(
     session: Session, ids: Sequence[int], now: datetime
-) -> dict[int, tuple[OutcomeCounts, bool]]:
-    """Return per endpoint its 30-day outcome counts and whether its offer stayed the same.
+) -> dict[int, tuple[OutcomeCounts, bool, str | None]]:
+    """Return per endpoint its 30-day counts, whether its offer stayed the same, and the offer.
+
+    The offer is the one of its passes when there was exactly one (else any, or None).
 
     Rolled-up days come from `daily_rollups`, the rest from raw checks: the two never overlap.
     """
     start = window_start(now)
     until = rolled_until(session)
     raw_since = max(start, day_start(until)) if until else start
-    result: dict[int, tuple[OutcomeCounts, bool]] = {}
+    result: dict[int, tuple[OutcomeCounts, bool, str | None]] = {}
     for chunk in chunks(ids):
         rows = session.execute(
             text(
                 "SELECT endpoint_id, SUM(p), SUM(s), SUM(h), SUM(i), MIN(f),"
-                " COUNT(DISTINCT k), MAX(CASE WHEN k = '*' THEN 1 ELSE 0 END) FROM ("
+                " COUNT(DISTINCT k), MAX(CASE WHEN k = '*' THEN 1 ELSE 0 END),"
+                " MAX(CASE WHEN k <> '*' THEN k END) FROM ("
                 "  SELECT endpoint_id, passes AS p, soft_fails AS s, hard_fails AS h,"
                 "   inconclusive AS i, first_check_at AS f, offer_key AS k FROM daily_rollups"
                 "  WHERE day >= :first_day AND day < :until_day"
@@ -149,9 +152,9 @@ def window_counts(
                 **params(chunk),
             },
         )
-        for endpoint_id, passes, soft, hard, inconclusive, first, keys, changed in rows:
+        for endpoint_id, passes, soft, hard, inconclusive, first, keys, changed, key in rows:
             counts = OutcomeCounts(passes, soft, hard, inconclusive, from_db_text(first))
-            result[endpoint_id] = (counts, keys <= 1 and not changed)
+            result[endpoint_id] = (counts, keys <= 1 and not changed, key)
     return result
 
 

@@ -16,7 +16,7 @@ from sqlmodel import Field, SQLModel
 
 from monitor.models import JsonValue, Status
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 class SchemaRow(SQLModel, table=True):
@@ -77,6 +77,11 @@ class EndpointRow(SQLModel, table=True):
     window_inconclusive: int = 0
     window_first_check_at: datetime | None = None
     offers_stable: bool = True
+    window_day: str | None = None
+    """First day (YYYY-MM-DD) of the 30-day window the window_* counts are for (schema 6): the
+    day-aligned window only drops checks when this day moves, so a save just adds to them."""
+    last_offer_key: str | None = None
+    """Offer (network, asset, amount, payTo) of the latest pass, to keep offers_stable running."""
     p50_ms: float | None = None
     p95_ms: float | None = None
     score: int | None = None
@@ -199,7 +204,9 @@ class StateRow(SQLModel, table=True):
 
 
 INDEXES = (
-    "CREATE INDEX IF NOT EXISTS ix_checks_endpoint_time ON checks (endpoint_id, checked_at)",
+    # Covering the 24-hour latency window (percentiles): no table lookups per check row.
+    "CREATE INDEX IF NOT EXISTS ix_checks_latency_window"
+    " ON checks (endpoint_id, checked_at, latency_ms, http_status)",
     "CREATE INDEX IF NOT EXISTS ix_checks_time ON checks (checked_at)",
     "CREATE INDEX IF NOT EXISTS ix_rollups_day ON daily_rollups (day)",
     "CREATE UNIQUE INDEX IF NOT EXISTS ux_notifications_id_channel"
@@ -271,11 +278,20 @@ def _add_catalogue(connection: Connection) -> None:
     SQLModel.metadata.create_all(connection, tables=[SQLModel.metadata.tables["crawls"]])
 
 
+def _add_running_window(connection: Connection) -> None:
+    """Schema 6: incremental 30-day counts (window day, latest offer), a covering index."""
+    connection.execute(text("ALTER TABLE endpoints ADD COLUMN window_day VARCHAR"))
+    connection.execute(text("ALTER TABLE endpoints ADD COLUMN last_offer_key VARCHAR"))
+    # Replaced by the covering ix_checks_latency_window (same leading columns).
+    connection.execute(text("DROP INDEX IF EXISTS ix_checks_endpoint_time"))
+
+
 MIGRATIONS: dict[int, Migration] = {
     2: _add_verdict_columns,
     3: _add_rollups_and_figures,
     4: _add_alerting,
     5: _add_catalogue,
+    6: _add_running_window,
 }
 """Steps from version N-1 to N, applied in order on open; version 1 is the initial schema."""
 
