@@ -23,10 +23,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from types import TracebackType
 
 import httpx
 
+from monitor.discovery.client import MAX_REDIRECTS, JsonClientOwner
 from monitor.models import JsonValue, MonitorError
 from monitor.x402.decode import loads_bounded
 
@@ -45,7 +45,6 @@ MAX_RETRY_AFTER_S = 300.0
 """A longer `Retry-After` is not waited for: the page fails and the next crawl resumes there."""
 
 _CHUNK = 64 * 1024
-_MAX_REDIRECTS = 3
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
@@ -100,7 +99,7 @@ class _PageFailureError(Exception):
         self.retry_after = retry_after
 
 
-class CatalogueCrawler:
+class CatalogueCrawler(JsonClientOwner):
     """Crawl Bazaar catalogues through one shared `httpx.AsyncClient`; async context manager.
 
     `sleep` does all waiting between retries (tests pass a fake that records delays); `clock`
@@ -133,36 +132,7 @@ class CatalogueCrawler:
         self._max_pages = max_pages
         self._max_page_bytes = max_page_bytes
         self._max_retries = max_retries
-        self._client = httpx.AsyncClient(
-            transport=transport,
-            follow_redirects=True,
-            max_redirects=_MAX_REDIRECTS,
-            timeout=httpx.Timeout(self._timeout),
-            trust_env=False,  # no proxy or netrc credentials picked up from the environment
-            headers={
-                "Accept": "application/json",
-                "User-Agent": user_agent,
-                "Accept-Encoding": "identity",  # httpx decompression is not bounded by our cap
-            },
-        )
-
-    async def __aenter__(self) -> CatalogueCrawler:
-        """Open the shared client."""
-        await self._client.__aenter__()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Close the shared client and its connections."""
-        await self._client.__aexit__(exc_type, exc, tb)
-
-    async def aclose(self) -> None:
-        """Close the shared client (for use without `async with`)."""
-        await self._client.aclose()
+        super().__init__(user_agent=user_agent, timeout=timeout, transport=transport)
 
     async def pages(
         self, base_url: str, *, start_offset: int = 0, resource_type: str | None = "http"
@@ -244,7 +214,7 @@ class CatalogueCrawler:
             ) from None
         except httpx.TooManyRedirects:
             raise _PageFailureError(
-                "http-status", f"more than {_MAX_REDIRECTS} redirects", retry=False
+                "http-status", f"more than {MAX_REDIRECTS} redirects", retry=False
             ) from None
         except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
             raise _PageFailureError(

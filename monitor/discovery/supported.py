@@ -24,10 +24,10 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from types import TracebackType
 
 import httpx
 
+from monitor.discovery.client import MAX_REDIRECTS, JsonClientOwner
 from monitor.models import Challenge, FacilitatorVerdict, Finding
 from monitor.x402.facilitator import Supported, facilitator_verdict, parse_supported, unusable
 
@@ -37,7 +37,6 @@ MAX_SUPPORTED_BYTES = 1024 * 1024
 """Largest /supported body read (x402-conformance reads at most 1 MiB too)."""
 
 _CHUNK = 64 * 1024
-_MAX_REDIRECTS = 3
 
 
 @dataclass(frozen=True)
@@ -75,7 +74,7 @@ def _redacted(url: str) -> str:
     return str(parsed.copy_with(userinfo=b"", query=None, fragment=None))
 
 
-class FacilitatorClient:
+class FacilitatorClient(JsonClientOwner):
     """Fetch and cache facilitators' /supported through one shared client; async context manager.
 
     Results are cached per /supported URL: a usable document for `ttl`; anything else
@@ -106,36 +105,7 @@ class FacilitatorClient:
         self._max_bytes = max_bytes
         self._cache: dict[str, tuple[SupportedResult, datetime]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        self._client = httpx.AsyncClient(
-            transport=transport,
-            follow_redirects=True,
-            max_redirects=_MAX_REDIRECTS,
-            timeout=httpx.Timeout(self._timeout),
-            trust_env=False,  # no proxy or netrc credentials picked up from the environment
-            headers={
-                "Accept": "application/json",
-                "User-Agent": user_agent,
-                "Accept-Encoding": "identity",  # httpx decompression is not bounded by our cap
-            },
-        )
-
-    async def __aenter__(self) -> FacilitatorClient:
-        """Open the shared client."""
-        await self._client.__aenter__()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Close the shared client and its connections."""
-        await self._client.__aexit__(exc_type, exc, tb)
-
-    async def aclose(self) -> None:
-        """Close the shared client (for use without `async with`)."""
-        await self._client.aclose()
+        super().__init__(user_agent=user_agent, timeout=timeout, transport=transport)
 
     async def supported(self, base_url: str) -> SupportedResult:
         """Return the facilitator's /supported, from the cache when fresh; never raises.
@@ -189,7 +159,7 @@ class FacilitatorClient:
         except (TimeoutError, httpx.TimeoutException):
             return unreachable(f"timeout after {self._timeout:g} s")
         except httpx.TooManyRedirects:
-            return unreachable(f"more than {_MAX_REDIRECTS} redirects")
+            return unreachable(f"more than {MAX_REDIRECTS} redirects")
         except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
             return unreachable(f"unusable facilitator URL: {exc}")
         except httpx.HTTPError as exc:  # connect, DNS, TLS, protocol: the peer cannot be used
