@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import logging
 import signal
 import sqlite3
 import subprocess
@@ -153,8 +154,12 @@ def _verify(headers: dict[str, str], body: bytes) -> None:
 
 
 def test_breaking_and_recovering_endpoint_fires_then_resolves(
-    tmp_path: Path, seller: tuple[Switch, str], receiver: tuple[Receiver, str]
+    tmp_path: Path,
+    seller: tuple[Switch, str],
+    receiver: tuple[Receiver, str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     switch, seller_url = seller
     hook, hook_url = receiver
     config = _config(seller_url, hook_url)
@@ -191,6 +196,8 @@ def test_breaking_and_recovering_endpoint_fires_then_resolves(
     assert firing["endpoint"]["page"].startswith("https://x402.example.org/endpoints/")
     assert firing["notification_id"] != resolved["notification_id"]
     assert store.notification_states() == {"sent": 2}
+    assert "notified" in caplog.text  # deliveries are logged...
+    assert SECRET not in caplog.text  # ...but the webhook secret never is
 
 
 def test_reminder_while_firing(

@@ -164,11 +164,14 @@ def test_state_flips_and_recent_checks(store: Store) -> None:
         (Status.DEGRADED, Status.DOWN),
         (Status.DOWN, Status.DEGRADED),
     ]
-    assert [(f.from_status, f.to_status) for f in store.flips(a)] == transitions
+    history = store.page_histories([a], T0 + timedelta(minutes=5))[a]
+    stored = [(f.from_status, f.to_status) for f in reversed(history.flips)]  # newest first
+    assert stored == transitions
     endpoint = store.endpoints([A])[0]
     assert endpoint.state.consecutive_failures == 0
     assert endpoint.state.recovering is True
-    recent = store.recent_checks(a, limit=3)
+    recent = history.recent[:3]
+    assert [check.status for check in recent] == [Status.DEGRADED, Status.DOWN, Status.DEGRADED]
     assert [check.checked_at for check in recent] == [
         T0 + timedelta(minutes=4),
         T0 + timedelta(minutes=3),

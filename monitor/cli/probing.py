@@ -109,6 +109,7 @@ def selected_endpoints(store: Store, urls: list[str] | None) -> list[StoredEndpo
 async def probe_all(
     store: Store, endpoints: list[StoredEndpoint], config: Config, *, show_progress: bool
 ) -> list[tuple[StoredEndpoint, CheckResult]]:
+    alerts = alert_context(config)
     progress = Progress(
         TextColumn("probing"),
         BarColumn(),
@@ -130,9 +131,9 @@ async def probe_all(
             facilitator_client(config) as facilitators,
         ):
             report = await probe_round(
-                store, prober, endpoints, config, advance, facilitators, alert_context(config)
+                store, prober, endpoints, config, advance, facilitators, alerts
             )
-        if alert_context(config) is not None:
+        if alerts is not None:
             async with Notifier(user_agent=config.probe.user_agent) as notifier:
                 await deliver_due(store, notifier, config, utc_now, Counter())
     return report.checks

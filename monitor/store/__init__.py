@@ -22,11 +22,10 @@ from monitor.models import (
     CheckResult,
     EndpointSpec,
     Outcome,
-    Status,
     StoreError,
 )
 from monitor.schedule import resume_at
-from monitor.stats import LATENCY_WINDOW, Flip, OutcomeCounts, advance, figures_of
+from monitor.stats import LATENCY_WINDOW, OutcomeCounts, advance, figures_of
 from monitor.store.catalogue_index import CatalogueMethods, PageCounts
 from monitor.store.details import PageHistory, page_histories
 from monitor.store.mapping import (
@@ -39,7 +38,7 @@ from monitor.store.mapping import (
 )
 from monitor.store.outbox import AlertContext, OutboxMethods, Outgoing, alert_step
 from monitor.store.queries import chunks, latency_percentiles
-from monitor.store.records import CrawlState, StoredCheck, StoredEndpoint, StoredFlip, WindowFigures
+from monitor.store.records import CrawlState, StoredEndpoint, StoredFlip, WindowFigures
 from monitor.store.rollups import delete_raw, roll_up, window_counts, window_start
 from monitor.store.tables import (
     INDEXES,
@@ -63,7 +62,6 @@ __all__ = [
     "PageCounts",
     "PageHistory",
     "Store",
-    "StoredCheck",
     "StoredEndpoint",
     "StoredFlip",
     "WindowFigures",
@@ -297,49 +295,10 @@ class Store(CatalogueMethods, OutboxMethods):
             deleted = delete_raw(session, now, keep_raw)
         return written, deleted
 
-    def count_rollups(self) -> int:
-        """Return how many per-day rollup rows are stored."""
-        with self._session() as session:
-            return int(session.execute(text("SELECT COUNT(*) FROM daily_rollups")).scalar_one())
-
     def page_histories(self, ids: Sequence[int], now: datetime) -> dict[int, PageHistory]:
         """Return what endpoint pages show of each endpoint's history (see store.details)."""
         with self._session() as session:
             return page_histories(session, ids, now)
-
-    def recent_checks(self, endpoint_id: int, limit: int = 20) -> list[StoredCheck]:
-        """Return the latest checks of an endpoint, newest first."""
-        query = (
-            select(CheckRow)
-            .where(CheckRow.endpoint_id == endpoint_id)
-            .order_by(col(CheckRow.checked_at).desc(), col(CheckRow.id).desc())
-            .limit(limit)
-        )
-        with self._session() as session:
-            return [
-                StoredCheck(
-                    row.checked_at,
-                    Outcome(row.outcome),
-                    row.method,
-                    row.http_status,
-                    row.latency_ms,
-                    row.error,
-                )
-                for row in session.exec(query)
-            ]
-
-    def flips(self, endpoint_id: int) -> list[Flip]:
-        """Return an endpoint's flips, oldest first."""
-        query = (
-            select(FlipRow)
-            .where(FlipRow.endpoint_id == endpoint_id)
-            .order_by(col(FlipRow.at), col(FlipRow.id))
-        )
-        with self._session() as session:
-            return [
-                Flip(r.at, Status(r.from_status), Status(r.to_status), r.reason)
-                for r in session.exec(query)
-            ]
 
     def count_checks(self) -> int:
         """Return how many raw checks are stored."""

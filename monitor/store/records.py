@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from monitor.models import AssetVerdict, EndpointSpec, FacilitatorVerdict, JsonValue, Outcome
+from monitor.models import AssetVerdict, EndpointSpec, FacilitatorVerdict, JsonValue
 from monitor.stats import EndpointFigures, EndpointState, Flip, OutcomeCounts, figures_of
 
 
@@ -79,18 +79,6 @@ class WindowFigures:
     p50_ms: float | None
     p95_ms: float | None
     offers_stable: bool
-
-
-@dataclass(frozen=True)
-class StoredCheck:
-    """One row of an endpoint's check history."""
-
-    checked_at: datetime
-    outcome: Outcome
-    method: str
-    http_status: int | None
-    latency_ms: float | None
-    error: str | None
 
 
 @dataclass(frozen=True)

@@ -181,10 +181,6 @@ def _v1_description(
         query_params=_object(query, f"{ipath}.{query_key}", findings, v1=True),
         body=body,
         headers=_object(headers, f"{ipath}.{headers_key}", findings, v1=True),
-        path_params=None,
-        route_template=None,
-        tool_name=None,
-        tool_input_schema=None,
         output=output,
         discoverable=discoverable is not False,
         source="v1-outputSchema",
@@ -196,17 +192,7 @@ def _output_only(output: JsonValue) -> ApiDescription:
     """Describe a v1 outputSchema whose input is unusable: only the output is known."""
     return ApiDescription(
         kind="http",
-        method=None,
-        body_type=None,
-        query_params=None,
-        body=None,
-        headers=None,
-        path_params=None,
-        route_template=None,
-        tool_name=None,
-        tool_input_schema=None,
         output=output,
-        discoverable=True,
         source="v1-outputSchema",
     )
 

@@ -66,24 +66,24 @@ class ApiDescription:
 
     kind: str
     """"http" or "mcp"."""
-    method: str | None
-    """Upper-case HTTP method (http), None for mcp or when none was usable."""
-    body_type: str | None
-    """"json" | "form-data" | "text" (see BODY_TYPES); v1 body methods default to "json"."""
-    query_params: Mapping[str, JsonValue] | None
-    body: JsonValue
-    headers: Mapping[str, JsonValue] | None
-    path_params: Mapping[str, JsonValue] | None
-    route_template: str | None
-    tool_name: str | None
-    """mcp: `toolName`, or the legacy `tool`."""
-    tool_input_schema: Mapping[str, JsonValue] | None
-    output: JsonValue
-    """v1 `outputSchema.output`, v2 `info.output`, as published (None when absent)."""
-    discoverable: bool
-    """False when v1 says `discoverable: false`."""
     source: str
     """"v1-outputSchema" or "v2-bazaar"."""
+    method: str | None = None
+    """Upper-case HTTP method (http), None for mcp or when none was usable."""
+    body_type: str | None = None
+    """"json" | "form-data" | "text" (see BODY_TYPES); v1 body methods default to "json"."""
+    query_params: Mapping[str, JsonValue] | None = None
+    body: JsonValue = None
+    headers: Mapping[str, JsonValue] | None = None
+    path_params: Mapping[str, JsonValue] | None = None
+    route_template: str | None = None
+    tool_name: str | None = None
+    """mcp: `toolName`, or the legacy `tool`."""
+    tool_input_schema: Mapping[str, JsonValue] | None = None
+    output: JsonValue = None
+    """v1 `outputSchema.output`, v2 `info.output`, as published (None when absent)."""
+    discoverable: bool = True
+    """False when v1 says `discoverable: false`."""
     body_kind: str | None = None
 
 

@@ -147,11 +147,7 @@ def _v2_http(
         body=body,
         headers=_object(node.get("headers"), f"{path}.headers", findings),
         path_params=_object(_alias(node, "pathParams", used), f"{path}.pathParams", findings),
-        route_template=None,
-        tool_name=None,
-        tool_input_schema=None,
         output=output,
-        discoverable=True,
         source="v2-bazaar",
         body_kind=body_kind(body, field_map=False),
     )
@@ -184,16 +180,8 @@ def _v2_mcp(
         findings.add("bazaar-mcp-transport-invalid", f"{path}.transport", f"transport is {shown}")
     return ApiDescription(
         kind="mcp",
-        method=None,
-        body_type=None,
-        query_params=None,
-        body=None,
-        headers=None,
-        path_params=None,
-        route_template=None,
         tool_name=tool,
         tool_input_schema=input_schema,
         output=output,
-        discoverable=True,
         source="v2-bazaar",
     )
