@@ -2,6 +2,8 @@
 
 Core module, pure. The outcome table is DESIGN.md's "Outcome of one check"; the error text is
 what the "Recent Health Checks" table shows ("HTTP 404", "timeout after 10s", ...).
+Challenges go through `CHALLENGES`, a memo of each endpoint's last one: most checks see the
+same challenge as the previous check, and a hit returns it without parsing it again.
 """
 
 from __future__ import annotations
@@ -9,13 +11,16 @@ from __future__ import annotations
 from http import HTTPStatus
 
 from monitor.models import CheckResult, Outcome, ProbeErrorKind, ProbeFacts
-from monitor.x402 import first_error, parse_challenge
+from monitor.x402 import ChallengeMemo, first_error
 
 _SOFT_STATUSES = frozenset({400, 401, 403, 405, 406, 409, 415, 422})
 _GONE_STATUSES = frozenset({404, 410})
 _HARD_ERRORS = frozenset(
     {ProbeErrorKind.DNS, ProbeErrorKind.CONNECT, ProbeErrorKind.TLS, ProbeErrorKind.TIMEOUT}
 )
+
+CHALLENGES = ChallengeMemo()
+"""Each endpoint's last challenge, by (url, method); sized for DESIGN.md's 20,000 endpoints."""
 
 
 def assess(facts: ProbeFacts) -> CheckResult:
@@ -30,7 +35,7 @@ def assess(facts: ProbeFacts) -> CheckResult:
     outcome, error = _classify(facts)
     challenge = None
     if facts.http_status == HTTPStatus.PAYMENT_REQUIRED:
-        challenge = parse_challenge(facts.headers, facts.body)
+        challenge = CHALLENGES.parse((facts.url, facts.method), facts.headers, facts.body)
         if challenge.valid:
             outcome, error = Outcome.PASS, None
         else:

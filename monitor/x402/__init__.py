@@ -1,8 +1,9 @@
 """Parse and validate x402 payment challenges; know networks; sample requests. Pure core.
 
 The public surface: `parse_challenge` (402 headers + body → `Challenge` with findings),
-`first_error`, the finding-code registry `CODES`, the network and asset tables
-(`V1_NETWORKS`, `ASSETS`, `lookup_asset`, `asset_verdict`), `format_price`, and `sample_request`.
+`ChallengeMemo` (the same, remembering each endpoint's last answer), `first_error`, the
+finding-code registry `CODES`, the network and asset tables (`V1_NETWORKS`, `ASSETS`,
+`lookup_asset`, `asset_verdict`), `format_price`, and `sample_request`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from monitor.x402.bazaar_codes import BAZAAR_CODES
 from monitor.x402.codes import CODES, Rule, registry_markdown
 from monitor.x402.decode import first_error, parse_challenge
 from monitor.x402.facilitator_codes import FACILITATOR_CODES
+from monitor.x402.memo import ChallengeMemo
 from monitor.x402.networks import V1_NETWORKS, is_known_network, to_caip2
 from monitor.x402.price import format_price
 from monitor.x402.sampling import SampleRequest, sample_request
@@ -29,6 +31,7 @@ __all__ = [
     "FACILITATOR_CODES",
     "V1_NETWORKS",
     "AssetRow",
+    "ChallengeMemo",
     "Rule",
     "SampleRequest",
     "asset_verdict",

@@ -176,8 +176,10 @@ def check_duplicates(doc: Mapping[str, JsonValue], version: int) -> Iterator[Fin
     Networks compare after CAIP-2 mapping and EVM addresses in any letter case.
     """
     accepts = doc.get("accepts")
+    if not isinstance(accepts, list) or len(accepts) < 2:
+        return  # the common single offer cannot repeat anything
     groups: dict[tuple[str, ...], list[int]] = {}
-    for index, entry in enumerate(accepts[:MAX_OFFERS] if isinstance(accepts, list) else []):
+    for index, entry in enumerate(accepts[:MAX_OFFERS]):
         if not isinstance(entry, Mapping):
             continue
         parts = [_text(entry.get(key)) for key in ("scheme", "network", "asset", "payTo")]

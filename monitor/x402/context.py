@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
 from monitor.models import Finding, JsonValue
 from monitor.x402.codes import finding, type_name
@@ -35,12 +36,14 @@ class OfferContext:
         """Return the amount field of this version: `amount` (v2) or `maxAmountRequired` (v1)."""
         return "amount" if self.version == 2 else "maxAmountRequired"
 
-    @property
+    # Cached: about ten rules ask per offer. The instance is frozen and `entry` is never
+    # mutated during validation, so the first answer stays right.
+    @cached_property
     def caip2(self) -> str | None:
         """Return the network as a CAIP-2 id (v1 names mapped), None when not readable."""
         return offer_caip2(self.entry)
 
-    @property
+    @cached_property
     def namespace(self) -> str | None:
         """Return the CAIP-2 namespace of the network (`eip155`, `solana`…), None if unknown."""
         return namespace_of(self.caip2)

@@ -10,6 +10,7 @@ hash) and the core takes no crypto dependency for one warning. Pure: stdlib + ba
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import base58
 
@@ -34,8 +35,13 @@ def is_evm_address(value: str) -> bool:
 
 def is_solana_address(value: str) -> bool:
     """Return whether `value` is base58 text that decodes to exactly 32 bytes."""
-    if _BASE58.fullmatch(value) is None:
-        return False
+    return _BASE58.fullmatch(value) is not None and _decodes_to_32_bytes(value)
+
+
+# base58 decoding is pure Python and a Solana offer asks up to four times (payTo, asset,
+# feePayer, asset lookup); the same few keys recur on every check. ≤ 44-character keys only.
+@lru_cache(maxsize=4096)
+def _decodes_to_32_bytes(value: str) -> bool:
     try:
         return len(base58.b58decode(value)) == 32
     except ValueError:  # cannot happen after the alphabet check; kept so junk never raises
