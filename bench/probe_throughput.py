@@ -276,20 +276,19 @@ def optional(module: str, package: str) -> Any:
 def make_transport(client: Client, config: ProbeConfig) -> httpx.AsyncBaseTransport:
     """Return the probe transport: monitor.probe's own, or httpx-aiohttp's with the same limits.
 
-    keepalive `default` is the shipped setting (httpx: min(concurrency, 20) idle connections;
-    aiohttp: idle connections up to the limit), `all` keeps up to `concurrency` idle, `off`
-    opens a new connection per request. `guard` enforces the address policy (loopback allowed):
-    httpx through monitor.probe's GuardedBackend, aiohttp through `guarded_socket`.
+    keepalive `default` is the shipped setting (up to `concurrency` idle connections; aiohttp:
+    idle connections up to the limit), `all` is the same for http1, `off` opens a new
+    connection per request. `guard` enforces the address policy (loopback allowed): http1
+    through its own connect step, aiohttp through `guarded_socket`.
     """
-    if client.transport == "httpx":
+    if client.transport == "http1":
         if client.guard:
             guarded = config.model_copy(update={"allow_private_addresses": False})
             transport = build_transport(guarded, policy=loopback_allowed)
         else:
             transport = build_transport(config)
-        if client.keepalive != "default":
-            pool = transport._pool
-            pool._max_keepalive_connections = config.concurrency if client.keepalive == "all" else 0
+        if client.keepalive == "off":
+            transport._max_idle = 0
         return transport
     aiohttp = optional("aiohttp", "httpx-aiohttp")
     httpx_aiohttp = optional("httpx_aiohttp", "httpx-aiohttp")
@@ -618,7 +617,7 @@ def bench_service(
     except Exception as exc:  # service.py is young: report and go on with the other figures
         report.add(Row("service", size, concurrency, client.label, None, f"failed: {exc!r}"))
         return
-    note = f"{args.service_seconds:g} s, {rounds} rounds; cap {2 * concurrency}/s"
+    note = f"{args.service_seconds:g} s, {rounds} rounds"
     report.add(Row("service", size, concurrency, client.label, rate, note))
 
 
@@ -807,9 +806,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--concurrency", type=numbers, default=[100, 200], help="100,200")
     parser.add_argument(
         "--transport",
-        type=names(("httpx", "aiohttp")),
-        default=["httpx"],
-        help="httpx (monitor.probe's) and/or aiohttp (httpx-aiohttp, pip-installed)",
+        type=names(("http1", "aiohttp")),
+        default=["http1"],
+        help="http1 (monitor.probe's own) and/or aiohttp (httpx-aiohttp, pip-installed)",
     )
     parser.add_argument("--loop", type=names(("asyncio", "uvloop")), default=["asyncio"])
     parser.add_argument("--keepalive", choices=("default", "all", "off"), default="default")

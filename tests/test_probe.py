@@ -17,7 +17,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpcore
 import httpx
 import pytest
 
@@ -47,8 +46,8 @@ except ImportError:  # pragma: no cover - stand-in until monitor/x402/sampling.p
     _stand_in.sample_request = _sample_request  # type: ignore[attr-defined]
     sys.modules["monitor.x402.sampling"] = _stand_in
 
-from monitor import probe as probe_module
-from monitor.probe import AddressRefusedError, GuardedBackend, Prober, build_transport
+from monitor.probe import AddressRefusedError, Http1Transport, Prober, build_transport
+from monitor.probe import prober as probe_module
 
 FIXTURES = Path(__file__).parent / "fixtures" / "x402"
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -279,43 +278,56 @@ def test_redirect_hop_to_refused_address_is_blocked(server: DemoServer, demo_url
         other.stop()
 
 
-class _RecordingStream(httpcore.AsyncNetworkStream):
-    def __init__(self, log: list[tuple[str, Any]]) -> None:
-        self.log = log
+class _RecordingOpener:
+    """Stands in for `loop.create_connection`: records each connect, refuses or forwards it.
 
-    async def start_tls(
+    Addresses in `forward` are connected to `forward_to` (a loopback server) instead, so a
+    test can follow a guarded connection to a real answer.
+    """
+
+    def __init__(
+        self, forward: Iterable[str] = (), forward_to: tuple[str, int] = ("127.0.0.1", 0)
+    ) -> None:
+        self.log: list[tuple[str, int, str | None]] = []
+        self.forward = set(forward)
+        self.forward_to = forward_to
+
+    async def __call__(
         self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        self.log.append(("start_tls", server_hostname))
-        raise httpcore.ConnectError("stop here")
-
-    async def aclose(self) -> None:
-        self.log.append(("aclose", None))
-
-
-class _RecordingBackend(httpcore.AsyncNetworkBackend):
-    def __init__(self, failing: Iterable[str] = ()) -> None:
-        self.log: list[tuple[str, Any]] = []
-        self.failing = set(failing)
-
-    async def connect_tcp(
-        self,
+        factory: Callable[[], asyncio.Protocol],
         host: str,
         port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        self.log.append(("connect_tcp", (host, port)))
-        if host in self.failing:
-            raise httpcore.ConnectError("refused") from ConnectionRefusedError()
-        return _RecordingStream(self.log)
+        *,
+        ssl: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
+    ) -> tuple[asyncio.BaseTransport, asyncio.BaseProtocol]:
+        self.log.append((host, port, server_hostname))
+        if host in self.forward:
+            loop = asyncio.get_running_loop()
+            return await loop.create_connection(factory, *self.forward_to)
+        raise ConnectionRefusedError(111, "Connection refused")
 
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
+
+def _guarded(opener: _RecordingOpener, table: Mapping[str, list[str]]) -> Http1Transport:
+    return Http1Transport(
+        ssl_context=ssl.create_default_context(),
+        policy=refusal_reason,
+        resolver=_resolver(table),
+        opener=opener,
+    )
+
+
+def _send(transport: Http1Transport, url: str, connect_timeout: float = 1.0) -> httpx.Response:
+    async def go() -> httpx.Response:
+        request = httpx.Request(
+            "GET", url, extensions={"timeout": {"connect": connect_timeout, "read": 2.0}}
+        )
+        response = await transport.handle_async_request(request)
+        await response.aread()
+        await transport.aclose()
+        return response
+
+    return asyncio.run(go())
 
 
 def _resolver(table: Mapping[str, list[str]]) -> Callable[[str, int], Any]:
@@ -328,59 +340,61 @@ def _resolver(table: Mapping[str, list[str]]) -> Callable[[str, int], Any]:
 
 
 def test_guard_connects_to_the_checked_address_and_keeps_host_name_for_tls() -> None:
-    # Real httpx + httpcore code path with a recording socket layer: the TCP connect goes to
-    # the IP the guard checked, while start_tls receives the URL's host name (SNI, cert check).
-    inner = _RecordingBackend()
+    # The real Prober and transport with a recording socket layer: the TCP connect goes to
+    # the IP the guard checked, while TLS receives the URL's host name (SNI, cert check).
+    opener = _RecordingOpener()
     cfg = config(allow_private_addresses=False)
-    transport = build_transport(cfg, network_backend=inner)
-    assert isinstance(transport._pool, httpcore.AsyncConnectionPool)
-    guard = transport._pool._network_backend
-    assert isinstance(guard, GuardedBackend)
-    guard._resolver = _resolver({"seller.example": ["93.184.216.34"]})
+    transport = _guarded(opener, {"seller.example": ["93.184.216.34"]})
     facts = run_probe("https://seller.example/api", cfg, transport)
-    assert inner.log[:2] == [
-        ("connect_tcp", ("93.184.216.34", 443)),
-        ("start_tls", "seller.example"),
-    ]
+    assert opener.log == [("93.184.216.34", 443, "seller.example")]
     assert facts.error_kind is ProbeErrorKind.CONNECT
+    assert facts.error == "connection refused"
+
+
+def test_build_transport_guards_unless_private_addresses_are_allowed(
+    server: DemoServer, demo_url: str
+) -> None:
+    guarded = build_transport(config(allow_private_addresses=False))
+    with pytest.raises(AddressRefusedError):
+        _send(guarded, demo_url + "/v1/valid")
+    assert (server.connections, server.requests) == (0, 0)
+    assert _send(build_transport(config()), demo_url + "/v1/valid").status_code == 402
 
 
 def test_guard_refuses_when_any_resolved_address_is_refused() -> None:
-    inner = _RecordingBackend()
-    guard = GuardedBackend(
-        inner, resolver=_resolver({"mixed.example": ["93.184.216.34", "10.0.0.7"]})
-    )
+    opener = _RecordingOpener()
+    transport = _guarded(opener, {"mixed.example": ["93.184.216.34", "10.0.0.7"]})
     with pytest.raises(AddressRefusedError) as caught:
-        asyncio.run(guard.connect_tcp("mixed.example", 80))
+        _send(transport, "http://mixed.example/")
     assert caught.value.reason == "private address 10.0.0.7"
-    assert inner.log == []
+    assert opener.log == []
 
 
-def test_guard_tries_the_next_checked_address_on_connect_failure() -> None:
-    inner = _RecordingBackend(failing={"2606:4700::1"})
-    guard = GuardedBackend(inner, resolver=_resolver({"dual.example": ["2606:4700::1", "1.1.1.1"]}))
-    asyncio.run(guard.connect_tcp("dual.example", 80))
-    assert [entry for entry in inner.log if entry[0] == "connect_tcp"] == [
-        ("connect_tcp", ("2606:4700::1", 80)),
-        ("connect_tcp", ("1.1.1.1", 80)),
-    ]
+def test_guard_tries_the_next_checked_address_on_connect_failure(server: DemoServer) -> None:
+    opener = _RecordingOpener(
+        forward={"1.1.1.1"}, forward_to=("127.0.0.1", server.server_address[1])
+    )
+    table = {"dual.example": ["2606:4700::1", "1.1.1.1", "8.8.8.8"]}
+    response = _send(_guarded(opener, table), "http://dual.example/v1/valid")
+    assert response.status_code == 402
+    assert opener.log == [("2606:4700::1", 80, None), ("1.1.1.1", 80, None)]  # stops at 1.1.1.1
+    assert server.last_headers["host"] == "dual.example"
 
 
-def test_guard_maps_resolution_failures_like_httpcore() -> None:
-    guard = GuardedBackend(_RecordingBackend(), resolver=_resolver({}))
-    with pytest.raises(httpcore.ConnectError) as caught:
-        asyncio.run(guard.connect_tcp("nowhere.example", 80))
+def test_guard_maps_resolution_failures() -> None:
+    opener = _RecordingOpener()
+    with pytest.raises(httpx.ConnectError) as caught:
+        _send(_guarded(opener, {}), "http://nowhere.example/")
     assert isinstance(caught.value.__cause__, socket.gaierror)
 
     async def hang(host: str, port: int) -> list[str]:
         await asyncio.sleep(10)
         return []
 
-    slow = GuardedBackend(_RecordingBackend(), resolver=hang)
-    with pytest.raises(httpcore.ConnectTimeout):
-        asyncio.run(slow.connect_tcp("slow.example", 80, timeout=0.05))
-    with pytest.raises(AddressRefusedError):
-        asyncio.run(slow.connect_unix_socket("/run/docker.sock"))
+    slow = Http1Transport(ssl_context=ssl.create_default_context(), policy=None, resolver=hang)
+    with pytest.raises(httpx.ConnectTimeout):
+        _send(slow, "http://slow.example/", connect_timeout=0.05)
+    assert opener.log == []
 
 
 @pytest.fixture
