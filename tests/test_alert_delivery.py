@@ -142,8 +142,8 @@ async def _cycle(service: MonitorService, clock: FakeClock, minutes: int = 1) ->
     """Let one interval pass: dispatch, wait for the probes, deliver."""
     clock.now += timedelta(minutes=minutes)
     await service._dispatch()
-    while service._batches:
-        await asyncio.gather(*list(service._batches), return_exceptions=True)
+    while service._batches or service._refills:
+        await asyncio.gather(*service._batches, *service._refills, return_exceptions=True)
     await service._deliver()
 
 

@@ -51,8 +51,9 @@ def _store(tmp_path: Path, config: Config) -> Store:
 
 
 async def _drain(service: MonitorService) -> None:
-    while service._batches:
-        await asyncio.gather(*list(service._batches), return_exceptions=True)
+    """Wait for every batch and for the refills that finished batches start."""
+    while service._batches or service._refills:
+        await asyncio.gather(*service._batches, *service._refills, return_exceptions=True)
 
 
 def test_dispatch_probes_due_endpoints_once_per_interval(tmp_path: Path, demo_url: str) -> None:
