@@ -2,7 +2,8 @@
 
 Edge module: owns sqlmodel/SQLAlchemy. The tables are private; callers see `Store` and frozen
 records. SQLite (WAL, busy timeout, foreign keys) by default, any SQLAlchemy URL otherwise.
-A probe round is saved in one transaction; nothing loads all checks into Python.
+A probe round is saved in one transaction of set-based Core statements (store.rounds); nothing
+loads all checks into Python.
 """
 
 from __future__ import annotations
@@ -11,42 +12,28 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import Engine, event, insert, inspect, or_, text, update
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, SQLModel, col, create_engine, select
 
 from monitor.config import ThresholdsConfig
-from monitor.models import (
-    CheckResult,
-    EndpointSpec,
-    Outcome,
-    StoreError,
-)
+from monitor.models import CheckResult, EndpointSpec, StoreError
 from monitor.schedule import resume_at
-from monitor.stats import LATENCY_WINDOW, OutcomeCounts, advance, figures_of
+from monitor.stats import LATENCY_WINDOW
 from monitor.store.catalogue_index import CatalogueMethods, PageCounts
 from monitor.store.details import PageHistory, page_histories
-from monitor.store.mapping import (
-    apply_check,
-    apply_figures,
-    check_values,
-    offer_key,
-    state_of,
-    stored_endpoint,
-)
-from monitor.store.outbox import AlertContext, OutboxMethods, Outgoing, alert_step
-from monitor.store.queries import chunks, latency_percentiles
+from monitor.store.latency import latency_horizon, latency_percentiles
+from monitor.store.mapping import stored_endpoint
+from monitor.store.outbox import AlertContext, OutboxMethods, Outgoing
 from monitor.store.records import CrawlState, StoredEndpoint, StoredFlip, WindowFigures
-from monitor.store.rollups import delete_raw, roll_up, window_counts, window_start
+from monitor.store.rollups import delete_raw, roll_up, window_counts
+from monitor.store.rounds import save_round
 from monitor.store.tables import (
     INDEXES,
     MIGRATIONS,
     SCHEMA_VERSION,
-    CheckRow,
     EndpointRow,
-    FlipRow,
     SchemaRow,
     dump,
     safe_url,
@@ -172,74 +159,16 @@ class Store(CatalogueMethods, OutboxMethods):
         """
         if not results:
             return []
-        ordered = sorted(results, key=lambda pair: (pair[0], pair[1].checked_at))
-        flips: list[StoredFlip] = []
-        with self._session() as session:
-            check_ids = (
-                session.execute(
-                    insert(CheckRow).returning(col(CheckRow.id), sort_by_parameter_order=True),
-                    [check_values(eid, r, None) for eid, r in ordered],
-                )
-                .scalars()
-                .all()
-            )
-            ids = sorted({endpoint_id for endpoint_id, _ in ordered})
-            latest = max(result.checked_at for _, result in ordered)
-            percentiles = latency_percentiles(session, ids, latest - LATENCY_WINDOW)
-            rows: dict[int, EndpointRow] = {
-                row.id: row
-                for chunk in chunks(ids)
-                for row in session.exec(select(EndpointRow).where(col(EndpointRow.id).in_(chunk)))
-                if row.id is not None
-            }
-            statuses: list[dict[str, Any]] = []
-            for (endpoint_id, result), check_id in zip(ordered, check_ids, strict=True):
-                row = rows[endpoint_id]
-                p50 = percentiles.get(endpoint_id, (None, None))[0]
-                state, flip = advance(
-                    state_of(row), result.outcome, result.checked_at, p50, thresholds, result.error
-                )
-                apply_check(row, state, result, interval)
-                statuses.append({"id": check_id, "status": state.status.value})
-                if alerts is not None:
-                    alert_step(session, row, alerts, result.checked_at, result.outcome)
-                if flip is not None:
-                    flips.append(StoredFlip(endpoint_id, flip))
-                    session.add(
-                        FlipRow(
-                            endpoint_id=endpoint_id,
-                            at=flip.at,
-                            from_status=flip.from_status.value,
-                            to_status=flip.to_status.value,
-                            reason=flip.reason,
-                        )
-                    )
-            session.execute(update(CheckRow), statuses)
-            running = _running_windows(session, rows, ordered, latest)
-            for endpoint_id in ids:
-                row = rows[endpoint_id]
-                counts, stable = running[endpoint_id]
-                p50, p95 = percentiles.get(endpoint_id, (None, None))
-                figures = figures_of(
-                    state_of(row),
-                    counts,
-                    p50,
-                    p95,
-                    latest,
-                    offers_stable=stable,
-                    asset_verified=row.pass_asset_verified,
-                    facilitator_supported=row.pass_facilitator_supported,
-                )
-                apply_figures(row, counts, figures, stable)
-                session.add(row)
-        return flips
+        with self._engine.begin() as connection:
+            return save_round(connection, results, thresholds, interval, alerts)
 
     def window_figures(self, ids: Sequence[int], now: datetime) -> dict[int, WindowFigures]:
         """Return 30-day outcome counts and 24-hour p50/p95 for the given endpoints."""
-        with self._session() as session:
-            percentiles = latency_percentiles(session, ids, now - LATENCY_WINDOW)
+        with self._engine.begin() as connection:
+            horizon = latency_horizon(connection)
+            percentiles = latency_percentiles(connection, ids, now - LATENCY_WINDOW, horizon)
             figures: dict[int, WindowFigures] = {}
-            for eid, (counts, stable, _) in window_counts(session, ids, now).items():
+            for eid, (counts, stable, _) in window_counts(connection, ids, now).items():
                 p50, p95 = percentiles.get(eid, (None, None))
                 figures[eid] = WindowFigures(counts, p50, p95, offers_stable=stable)
             return figures
@@ -290,81 +219,17 @@ class Store(CatalogueMethods, OutboxMethods):
 
         Returns (rollup rows written, raw checks deleted).
         """
-        with self._session() as session:
-            written = roll_up(session, now)
-            deleted = delete_raw(session, now, keep_raw)
+        with self._engine.begin() as connection:
+            written = roll_up(connection, now)
+            deleted = delete_raw(connection, now, keep_raw)
         return written, deleted
 
     def page_histories(self, ids: Sequence[int], now: datetime) -> dict[int, PageHistory]:
         """Return what endpoint pages show of each endpoint's history (see store.details)."""
-        with self._session() as session:
-            return page_histories(session, ids, now)
+        with self._engine.begin() as connection:
+            return page_histories(connection, ids, now)
 
     def count_checks(self) -> int:
         """Return how many raw checks are stored."""
         with self._session() as session:
             return int(session.execute(text("SELECT COUNT(*) FROM checks")).scalar_one())
-
-
-def _running_windows(
-    session: Session,
-    rows: dict[int, EndpointRow],
-    ordered: Sequence[tuple[int, CheckResult]],
-    latest: datetime,
-) -> dict[int, tuple[OutcomeCounts, bool]]:
-    """Return each endpoint's 30-day counts and offer stability after this round's checks.
-
-    The window is day-aligned, so within one window day the stored counts only grow: add the
-    round's checks to them. Endpoints whose counts are for an older window day (or none) are
-    recounted with SQL, once per endpoint per day, instead of on every save.
-    """
-    day = window_start(latest).date().isoformat()
-    stale = [endpoint_id for endpoint_id, row in rows.items() if row.window_day != day]
-    recounted = window_counts(session, stale, latest) if stale else {}
-    result: dict[int, tuple[OutcomeCounts, bool]] = {}
-    for endpoint_id in stale:
-        # The recount reads this round's checks too: they are already inserted.
-        counts, stable, key = recounted.get(endpoint_id, (OutcomeCounts(), True, None))
-        rows[endpoint_id].last_offer_key = key
-        rows[endpoint_id].window_day = day
-        result[endpoint_id] = (counts, stable)
-    for endpoint_id, check in ordered:
-        if endpoint_id in recounted or endpoint_id in stale:
-            continue
-        row = rows[endpoint_id]
-        counts, stable = result.get(
-            endpoint_id,
-            (
-                OutcomeCounts(
-                    row.window_passes,
-                    row.window_soft_fails,
-                    row.window_hard_fails,
-                    row.window_inconclusive,
-                    row.window_first_check_at,
-                ),
-                row.offers_stable,
-            ),
-        )
-        result[endpoint_id] = _add_check(row, counts, stable, check)
-    return result
-
-
-def _add_check(
-    row: EndpointRow, counts: OutcomeCounts, stable: bool, check: CheckResult
-) -> tuple[OutcomeCounts, bool]:
-    """Return counts and stability with one more check (and remember the pass's offer)."""
-    outcome = check.outcome
-    first = counts.first_check_at
-    added = OutcomeCounts(
-        counts.passes + (outcome is Outcome.PASS),
-        counts.soft_fails + (outcome is Outcome.SOFT_FAIL),
-        counts.hard_fails + (outcome is Outcome.HARD_FAIL),
-        counts.inconclusive + (outcome is Outcome.INCONCLUSIVE),
-        check.checked_at if first is None or check.checked_at < first else first,
-    )
-    key = offer_key(check)
-    if outcome is Outcome.PASS and key is not None:
-        if row.last_offer_key is not None and key != row.last_offer_key:
-            stable = False
-        row.last_offer_key = key
-    return added, stable

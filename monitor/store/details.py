@@ -12,8 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import text
-from sqlmodel import Session
+from sqlalchemy import Connection, text
 
 from monitor.models import Finding, Outcome, Severity, Status
 from monitor.snapshot import CheckLine, DayFigures, FlipLine, LatencyPoint
@@ -37,19 +36,21 @@ class PageHistory:
     flips: list[FlipLine]
 
 
-def page_histories(session: Session, ids: Sequence[int], now: datetime) -> dict[int, PageHistory]:
+def page_histories(
+    connection: Connection, ids: Sequence[int], now: datetime
+) -> dict[int, PageHistory]:
     """Return every endpoint's page history, computed with a few set-based queries."""
     histories = {endpoint_id: PageHistory([], [], [], [], []) for endpoint_id in ids}
     for chunk in chunks(ids):
-        _recent(session, chunk, histories)
-        _latency(session, chunk, now, histories)
-        _days(session, chunk, now, histories)
-        _flips(session, chunk, histories)
+        _recent(connection, chunk, histories)
+        _latency(connection, chunk, now, histories)
+        _days(connection, chunk, now, histories)
+        _flips(connection, chunk, histories)
     return histories
 
 
-def _recent(session: Session, chunk: Sequence[int], out: dict[int, PageHistory]) -> None:
-    rows = session.execute(
+def _recent(connection: Connection, chunk: Sequence[int], out: dict[int, PageHistory]) -> None:
+    rows = connection.execute(
         text(
             "SELECT endpoint_id, checked_at, outcome, status, http_status, latency_ms, error,"
             " findings_json, rn FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY endpoint_id"
@@ -81,9 +82,9 @@ def _recent(session: Session, chunk: Sequence[int], out: dict[int, PageHistory])
 
 
 def _latency(
-    session: Session, chunk: Sequence[int], now: datetime, out: dict[int, PageHistory]
+    connection: Connection, chunk: Sequence[int], now: datetime, out: dict[int, PageHistory]
 ) -> None:
-    rows = session.execute(
+    rows = connection.execute(
         text(
             "SELECT endpoint_id, checked_at, latency_ms, http_status FROM checks"
             f" WHERE checked_at >= :since AND endpoint_id IN ({marks(chunk)})"
@@ -100,13 +101,13 @@ def _latency(
 
 
 def _days(
-    session: Session, chunk: Sequence[int], now: datetime, out: dict[int, PageHistory]
+    connection: Connection, chunk: Sequence[int], now: datetime, out: dict[int, PageHistory]
 ) -> None:
     """Fill the 30 days of the window: rolled-up days from rollups, the others from raw rows."""
     start = window_start(now)
-    until = rolled_until(session)
+    until = rolled_until(connection)
     found: dict[int, dict[date, DayFigures]] = defaultdict(dict)
-    rollups = session.execute(
+    rollups = connection.execute(
         text(
             "SELECT endpoint_id, day, passes, soft_fails, hard_fails, inconclusive, p50_ms"
             " FROM daily_rollups WHERE day >= :first AND day < :until"
@@ -122,7 +123,7 @@ def _days(
         when = date.fromisoformat(day)
         found[endpoint_id][when] = DayFigures(when, passes, soft, hard, inconclusive, p50)
     raw_since = max(start, day_start(until)) if until else start
-    raw = session.execute(
+    raw = connection.execute(
         text(
             "SELECT endpoint_id, checked_at, outcome, latency_ms, http_status FROM checks"
             f" WHERE checked_at >= :since AND endpoint_id IN ({marks(chunk)})"
@@ -150,8 +151,8 @@ def _days(
             )
 
 
-def _flips(session: Session, chunk: Sequence[int], out: dict[int, PageHistory]) -> None:
-    rows = session.execute(
+def _flips(connection: Connection, chunk: Sequence[int], out: dict[int, PageHistory]) -> None:
+    rows = connection.execute(
         text(
             "SELECT endpoint_id, at, from_status, to_status, reason FROM (SELECT *,"
             " ROW_NUMBER() OVER (PARTITION BY endpoint_id ORDER BY at DESC, id DESC) AS rn"

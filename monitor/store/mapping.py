@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
 from typing import Any
 
 from monitor.models import (
@@ -15,8 +14,8 @@ from monitor.models import (
     Outcome,
     Status,
 )
-from monitor.schedule import next_check_at
-from monitor.stats import EndpointFigures, EndpointState, OutcomeCounts
+from monitor.stats import EndpointState, OutcomeCounts
+from monitor.store.latency import recent_latency
 from monitor.store.records import StoredEndpoint
 from monitor.store.tables import EndpointRow, dump, load
 
@@ -36,42 +35,6 @@ def state_of(row: EndpointRow) -> EndpointState:
     )
 
 
-def apply_check(
-    row: EndpointRow, state: EndpointState, result: CheckResult, interval: timedelta
-) -> None:
-    row.status = state.status.value
-    row.consecutive_failures = state.consecutive_failures
-    row.consecutive_hard = state.consecutive_hard
-    row.consecutive_passes = state.consecutive_passes
-    row.conclusive_checks = state.conclusive_checks
-    row.non_hard_checks = state.non_hard_checks
-    row.recovering = state.recovering
-    row.last_outcome = state.last_outcome.value if state.last_outcome else None
-    row.last_checked_at = state.last_checked_at
-    row.last_healthy_at = state.last_healthy_at
-    row.next_check_at = next_check_at(row.slug, interval, result.checked_at)
-    row.last_http_status = result.http_status
-    row.last_latency_ms = result.latency_ms
-    row.last_error = result.error
-    challenge = result.challenge
-    row.x402_version = challenge.version if challenge else None
-    row.payment_requirements_valid = challenge.valid if challenge else None
-    offer = challenge.headline_offer if challenge else None
-    row.asset_verdict = result.asset_verdict.value if challenge else None
-    row.facilitator_verdict = result.facilitator_verdict.value
-    row.network = offer.caip2 or offer.network if offer else None
-    row.asset = offer.asset if offer else None
-    row.price = offer.price if offer else None
-    if challenge is not None and challenge.document is not None:
-        row.description = _description(challenge.document) or row.description
-    if challenge is not None and challenge.valid:
-        row.challenge_input_json = dump(challenge.input_schema)
-        row.challenge_output_json = dump(challenge.output_schema)
-    if result.outcome is Outcome.PASS:
-        row.pass_asset_verified = result.asset_verdict is AssetVerdict.VERIFIED
-        row.pass_facilitator_supported = result.facilitator_verdict is FacilitatorVerdict.SUPPORTED
-
-
 def offer_key(result: CheckResult) -> str | None:
     """Return what offer stability compares: network, asset, amount and payTo of the first
     valid offer (None without one)."""
@@ -80,6 +43,7 @@ def offer_key(result: CheckResult) -> str | None:
 
 
 def check_values(endpoint_id: int, result: CheckResult, status: Status | None) -> dict[str, Any]:
+    """Return the row of a check: every column of `checks` but its id."""
     challenge = result.challenge
     headline = challenge.headline_offer if challenge else None
     return {
@@ -100,6 +64,7 @@ def check_values(endpoint_id: int, result: CheckResult, status: Status | None) -
         "network": (headline.caip2 or headline.network) if headline else None,
         "price": headline.price if headline else None,
         "status": status.value if status else None,
+        "recent_latency_ms": recent_latency(result.http_status, result.latency_ms),
     }
 
 
@@ -162,24 +127,7 @@ def stored_endpoint(row: EndpointRow) -> StoredEndpoint:
     )
 
 
-def apply_figures(
-    row: EndpointRow, counts: OutcomeCounts, figures: EndpointFigures, stable: bool
-) -> None:
-    """Keep the latest figures on the endpoint row."""
-    row.window_passes = counts.passes
-    row.window_soft_fails = counts.soft_fails
-    row.window_hard_fails = counts.hard_fails
-    row.window_inconclusive = counts.inconclusive
-    row.window_first_check_at = counts.first_check_at
-    row.offers_stable = stable
-    row.uptime_30d = figures.uptime_30d
-    row.reachability_30d = figures.reachability_30d
-    row.p50_ms = figures.p50_ms
-    row.p95_ms = figures.p95_ms
-    row.score = figures.score
-
-
-def _description(document: Mapping[str, JsonValue]) -> str | None:
+def description_of(document: Mapping[str, JsonValue]) -> str | None:
     """Return the seller's description: v2 `resource.description`, else v1 accepts[0]'s."""
     resource = document.get("resource")
     if isinstance(resource, Mapping) and isinstance(resource.get("description"), str):

@@ -12,8 +12,9 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
-from sqlalchemy import text
+from sqlalchemy import Connection, insert, text
 from sqlmodel import Session, col, select
 
 from monitor.alert_config import AlertsConfig, EndpointAlerts
@@ -30,7 +31,7 @@ from monitor.models import Outcome
 from monitor.store.mapping import stored_endpoint
 from monitor.store.queries import moment
 from monitor.store.records import StoredEndpoint
-from monitor.store.tables import EndpointRow, NotificationRow, load
+from monitor.store.tables import NOTIFICATIONS, EndpointRow, NotificationRow, load
 
 PENDING, SENT, FAILED = "pending", "sent", "failed"
 
@@ -59,9 +60,38 @@ class Outgoing:
     message: NotificationMessage
 
 
+class AlertSubject(Protocol):
+    """What an alert step reads of an endpoint, and the alert state it writes back.
+
+    An EndpointRow, or a round's working copy of one (store.round_state.RoundEndpoint).
+    """
+
+    alert_json: str | None
+    alert_firing: bool
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def slug(self) -> str: ...
+    @property
+    def url(self) -> str: ...
+    @property
+    def title(self) -> str | None: ...
+    @property
+    def category(self) -> str | None: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def consecutive_failures(self) -> int: ...
+    @property
+    def last_error(self) -> str | None: ...
+    @property
+    def last_healthy_at(self) -> datetime | None: ...
+
+
 def alert_step(
-    session: Session,
-    row: EndpointRow,
+    connection: Connection,
+    row: AlertSubject,
     context: AlertContext,
     at: datetime,
     outcome: Outcome | None,
@@ -83,11 +113,11 @@ def alert_step(
         message = build_message(row, state, notice, context.site_base_url)
         for channel in context.config.channels:
             if channel.wants(row.url, row.category):
-                _enqueue(session, row, channel.name, message, at)
+                _enqueue(connection, row, channel.name, message, at)
 
 
 def build_message(
-    row: EndpointRow, state: AlertState, notice: Notice, site_base_url: str | None
+    row: AlertSubject, state: AlertState, notice: Notice, site_base_url: str | None
 ) -> NotificationMessage:
     """Return the message of a notice about an endpoint, as it stands in `row`."""
     return NotificationMessage(
@@ -108,18 +138,22 @@ def build_message(
 
 
 def _enqueue(
-    session: Session, row: EndpointRow, channel: str, message: NotificationMessage, at: datetime
+    connection: Connection,
+    row: AlertSubject,
+    channel: str,
+    message: NotificationMessage,
+    at: datetime,
 ) -> None:
-    exists = session.exec(
-        select(NotificationRow.id).where(
-            NotificationRow.notification_id == message.notification_id,
-            NotificationRow.channel == channel,
+    exists = connection.execute(
+        select(NOTIFICATIONS.c.id).where(
+            NOTIFICATIONS.c.notification_id == message.notification_id,
+            NOTIFICATIONS.c.channel == channel,
         )
     ).first()
     if exists is not None:
         return  # the same notice written twice (a replayed round) stays one notification
-    session.add(
-        NotificationRow(
+    connection.execute(
+        insert(NOTIFICATIONS).values(
             notification_id=message.notification_id,
             channel=channel,
             endpoint_id=row.id,
@@ -127,6 +161,8 @@ def _enqueue(
             message_json=json.dumps(message_to_json(message), sort_keys=True),
             created_at=at,
             next_attempt_at=at,
+            attempts=0,
+            state=PENDING,
         )
     )
 
@@ -258,7 +294,7 @@ class OutboxMethods:
         """Advance the alerts that may remind, settle or catch up; queue their notices."""
         with self._session() as session:
             for row in tick_rows(session):
-                alert_step(session, row, alerts, now, None)
+                alert_step(session.connection(), row, alerts, now, None)
                 session.add(row)
 
     def due_notifications(self, now: datetime, limit: int = 100) -> list[Outgoing]:

@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import text
-from sqlmodel import Session
+from sqlalchemy import Connection, text
 
 from monitor.stats import OutcomeCounts
 from monitor.store.queries import SINCE, chunks, marks, moment, params
@@ -33,34 +32,36 @@ def window_start(now: datetime) -> datetime:
     return day_start(now.astimezone(UTC).date() - timedelta(days=WINDOW_DAYS - 1))
 
 
-def rolled_until(session: Session) -> date | None:
+def rolled_until(connection: Connection) -> date | None:
     """Return the first day NOT rolled up yet (every earlier day is), None before any rollup."""
-    value = session.execute(
+    value = connection.execute(
         text("SELECT value FROM monitor_state WHERE key = :key"), {"key": _STATE_KEY}
     ).scalar()
     return date.fromisoformat(value) if value else None
 
 
-def _day_expression(session: Session) -> str:
-    if session.get_bind().dialect.name == "sqlite":
+def _day_expression(connection: Connection) -> str:
+    if connection.dialect.name == "sqlite":
         return "substr(checked_at, 1, 10)"
     return "to_char(checked_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
 
 
-def roll_up(session: Session, now: datetime) -> int:
+def roll_up(connection: Connection, now: datetime) -> int:
     """Roll up every ended day not rolled up yet; return how many rollup rows were written."""
     until = (now.astimezone(UTC) - ROLLUP_GRACE).date()
-    start = rolled_until(session)
+    start = rolled_until(connection)
     if start is None:
-        first = from_db_text(session.execute(text("SELECT MIN(checked_at) FROM checks")).scalar())
+        first = from_db_text(
+            connection.execute(text("SELECT MIN(checked_at) FROM checks")).scalar()
+        )
         start = first.date() if first else until
     if start >= until:
-        _remember(session, max(start, until))
+        _remember(connection, max(start, until))
         return 0
-    day = _day_expression(session)
+    day = _day_expression(connection)
     answered = "latency_ms IS NOT NULL AND http_status IS NOT NULL"
     period = "checked_at >= :start AND checked_at < :end"
-    written = session.execute(
+    written = connection.execute(
         text(
             f"INSERT INTO daily_rollups (endpoint_id, day, passes, soft_fails, hard_fails,"
             " inconclusive, first_check_at, latency_count, latency_sum_ms, p50_ms, p95_ms,"
@@ -96,25 +97,25 @@ def roll_up(session: Session, now: datetime) -> int:
         ).bindparams(moment("start"), moment("end")),
         {"start": day_start(start), "end": day_start(until)},
     )
-    _remember(session, until)
-    return int(written.rowcount or 0)  # type: ignore[attr-defined]
+    _remember(connection, until)
+    return int(written.rowcount or 0)
 
 
-def delete_raw(session: Session, now: datetime, keep: timedelta) -> int:
+def delete_raw(connection: Connection, now: datetime, keep: timedelta) -> int:
     """Delete raw checks older than `keep` that are already rolled up; return how many."""
-    until = rolled_until(session)
+    until = rolled_until(connection)
     if until is None:
         return 0
     cutoff = min(now - keep, day_start(until))
-    deleted = session.execute(
+    deleted = connection.execute(
         text("DELETE FROM checks WHERE checked_at < :since").bindparams(SINCE),
         {"since": cutoff},
     )
-    return int(deleted.rowcount or 0)  # type: ignore[attr-defined]
+    return int(deleted.rowcount or 0)
 
 
 def window_counts(
-    session: Session, ids: Sequence[int], now: datetime
+    connection: Connection, ids: Sequence[int], now: datetime
 ) -> dict[int, tuple[OutcomeCounts, bool, str | None]]:
     """Return per endpoint its 30-day counts, whether its offer stayed the same, and the offer.
 
@@ -123,11 +124,11 @@ def window_counts(
     Rolled-up days come from `daily_rollups`, the rest from raw checks: the two never overlap.
     """
     start = window_start(now)
-    until = rolled_until(session)
+    until = rolled_until(connection)
     raw_since = max(start, day_start(until)) if until else start
     result: dict[int, tuple[OutcomeCounts, bool, str | None]] = {}
     for chunk in chunks(ids):
-        rows = session.execute(
+        rows = connection.execute(
             text(
                 "SELECT endpoint_id, SUM(p), SUM(s), SUM(h), SUM(i), MIN(f),"
                 " COUNT(DISTINCT k), MAX(CASE WHEN k = '*' THEN 1 ELSE 0 END),"
@@ -158,9 +159,9 @@ def window_counts(
     return result
 
 
-def _remember(session: Session, until: date) -> None:
-    session.execute(text("DELETE FROM monitor_state WHERE key = :key"), {"key": _STATE_KEY})
-    session.execute(
+def _remember(connection: Connection, until: date) -> None:
+    connection.execute(text("DELETE FROM monitor_state WHERE key = :key"), {"key": _STATE_KEY})
+    connection.execute(
         text("INSERT INTO monitor_state (key, value) VALUES (:key, :value)"),
         {"key": _STATE_KEY, "value": until.isoformat()},
     )
