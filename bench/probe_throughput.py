@@ -282,14 +282,11 @@ def make_transport(client: Client, config: ProbeConfig) -> httpx.AsyncBaseTransp
     through its own connect step, aiohttp through `guarded_socket`.
     """
     if client.transport == "http1":
+        max_idle = 0 if client.keepalive == "off" else None
         if client.guard:
             guarded = config.model_copy(update={"allow_private_addresses": False})
-            transport = build_transport(guarded, policy=loopback_allowed)
-        else:
-            transport = build_transport(config)
-        if client.keepalive == "off":
-            transport._max_idle = 0
-        return transport
+            return build_transport(guarded, policy=loopback_allowed, max_idle=max_idle)
+        return build_transport(config, max_idle=max_idle)
     aiohttp = optional("aiohttp", "httpx-aiohttp")
     httpx_aiohttp = optional("httpx_aiohttp", "httpx-aiohttp")
 

@@ -66,15 +66,16 @@ async def judge_one(
             result.challenge
         )
         result = replace(result, facilitator_verdict=verdict, facilitator_findings=tuple(findings))
-    log.debug(
-        "probe %s %s -> %s (HTTP %s, %s ms): %s",
-        result.method,
-        spec.url,
-        result.outcome,
-        result.http_status,
-        None if result.latency_ms is None else round(result.latency_ms),
-        result.error or "ok",
-    )
+    if log.isEnabledFor(logging.DEBUG):  # the one per-probe line; skipped work on the hot path
+        log.debug(
+            "probe %s %s -> %s (HTTP %s, %s ms): %s",
+            result.method,
+            spec.url,
+            result.outcome,
+            result.http_status,
+            None if result.latency_ms is None else round(result.latency_ms),
+            result.error or "ok",
+        )
     return result
 
 

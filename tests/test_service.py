@@ -4,6 +4,7 @@ no double probing, resume after restart, shutdown that commits what finished."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -216,3 +217,78 @@ def test_snapshot_reflects_the_store(tmp_path: Path, demo_url: str, outcome_path
             assert sum(snapshot.probes_total.values()) == 2
 
     asyncio.run(scenario())
+
+
+def test_a_finished_batch_refills_the_free_slots_without_a_tick(
+    tmp_path: Path, demo_url: str
+) -> None:
+    # Concurrency 1: a batch holds at most 2 endpoints. One tick with 7 overdue endpoints
+    # probes all of them only if each finished batch starts the next one itself.
+    config = _config(demo_url, [f"/v1/valid?n={index}" for index in range(7)], concurrency=1)
+    store = _store(tmp_path, config)
+    clock = FakeClock(T0)
+
+    async def scenario() -> None:
+        async with Prober(config.probe, clock=clock) as prober:
+            service = MonitorService(config, store, prober, clock=clock)
+            store.resume(clock(), config.probe.interval)
+            clock.advance(timedelta(minutes=2))  # every endpoint overdue
+            await service._dispatch()
+            assert len(service._in_flight) == 2  # the tick starts one batch of 2
+            await _drain(service)
+
+    asyncio.run(scenario())
+    assert store.count_checks() == 7
+
+
+def test_snapshot_job_waits_after_a_refresh_until_its_budget_allows(
+    tmp_path: Path, demo_url: str
+) -> None:
+    config = _config(demo_url, ["/v1/valid"])
+    store = _store(tmp_path, config)
+    clock = FakeClock(T0)
+
+    async def scenario() -> None:
+        async with Prober(config.probe, clock=clock) as prober:
+            service = MonitorService(config, store, prober, clock=clock)
+            await service._snapshot_job()
+            first = service.snapshot
+            assert first is not None
+            assert service._snapshot_not_before > 0  # paced by the refresh's own duration
+            service._snapshot_not_before = float("inf")
+            await service._snapshot_job()
+            assert service.snapshot is first  # within the budget: no refresh
+            service._snapshot_not_before = 0.0
+            await service._snapshot_job()
+            assert service.snapshot is not first
+
+    asyncio.run(scenario())
+
+
+def test_each_probe_is_logged_at_debug_and_only_the_round_at_info(
+    tmp_path: Path, demo_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = _config(demo_url, ["/v1/valid", "/error"])
+    store = _store(tmp_path, config)
+    clock = FakeClock(T0)
+
+    async def one_round() -> None:
+        async with Prober(config.probe, clock=clock) as prober:
+            service = MonitorService(config, store, prober, clock=clock)
+            store.resume(clock(), config.probe.interval)
+            clock.advance(timedelta(minutes=2))
+            await service._dispatch()
+            await _drain(service)
+
+    with caplog.at_level(logging.INFO, logger="monitor"):
+        asyncio.run(one_round())
+    assert not [r for r in caplog.records if r.getMessage().startswith("probe ")]
+    assert [r for r in caplog.records if r.getMessage().startswith("round: 2 probes")]
+    caplog.clear()
+    clock.advance(timedelta(minutes=2))
+    with caplog.at_level(logging.DEBUG, logger="monitor"):
+        asyncio.run(one_round())
+    probes = sorted(r.getMessage() for r in caplog.records if r.getMessage().startswith("probe "))
+    assert len(probes) == 2
+    assert probes[0].startswith(f"probe GET {demo_url}/error -> hard_fail (HTTP 500")
+    assert probes[1].startswith(f"probe GET {demo_url}/v1/valid -> pass (HTTP 402")

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import logging
 import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -32,8 +31,6 @@ from monitor.probe.errors import classify
 from monitor.probe.http1 import Http1Transport, Policy, Resolver, resolve
 from monitor.x402.sampling import sample_request
 
-logger = logging.getLogger(__name__)
-
 _QUERY_METHODS = frozenset({"GET", "HEAD", "DELETE"})
 _RETRY_AS_POST = frozenset({405, 400, 415, 422})
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -48,11 +45,13 @@ def build_transport(
     policy: Policy = refusal_reason,
     verify: ssl.SSLContext | bool = True,
     resolver: Resolver = resolve,
+    max_idle: int | None = None,
 ) -> Http1Transport:
     """Return the HTTP/1.1 transport probes use, guarded unless private addresses are allowed.
 
     `policy`, `verify` and `resolver` exist for tests (a looser policy, a private CA, a fixed
-    DNS table). Up to `concurrency` idle keep-alive connections are kept.
+    DNS table). Up to `max_idle` (default: `concurrency`) idle keep-alive connections are
+    kept; 0 opens a new connection per request (the benchmark's `--keepalive off`).
     """
     context = httpx.create_ssl_context(verify=verify, trust_env=False)
     context.set_alpn_protocols(["http/1.1"])
@@ -60,7 +59,7 @@ def build_transport(
         ssl_context=context,
         policy=None if config.allow_private_addresses else policy,
         resolver=resolver,
-        max_idle=config.concurrency,
+        max_idle=config.concurrency if max_idle is None else max_idle,
     )
 
 
@@ -236,14 +235,6 @@ class Prober:
             facts = await send("GET", guessed=True)
             if facts.http_status in _RETRY_AS_POST:
                 facts = await send("POST", guessed=True)
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug(
-                "probe %s %s -> %s %s",
-                facts.method,
-                facts.url,
-                facts.http_status if facts.error_kind is None else facts.error_kind,
-                f"{facts.latency_ms:.0f}ms" if facts.latency_ms is not None else "",
-            )
         return facts
 
     def _build_request(

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from sqlalchemy import Row
+
 from monitor.models import (
     AssetVerdict,
     CheckResult,
@@ -19,8 +21,12 @@ from monitor.store.latency import recent_latency
 from monitor.store.records import StoredEndpoint
 from monitor.store.tables import EndpointRow, dump, load
 
+StateColumns = EndpointRow | Row[Any]
+"""An endpoint's columns by attribute: an ORM row, or a Core row of the same column names."""
 
-def state_of(row: EndpointRow) -> EndpointState:
+
+def state_of(row: StateColumns) -> EndpointState:
+    """Return the status-machine state stored on an endpoint row."""
     return EndpointState(
         status=Status(row.status),
         consecutive_failures=row.consecutive_failures,
@@ -32,6 +38,17 @@ def state_of(row: EndpointRow) -> EndpointState:
         last_checked_at=row.last_checked_at,
         last_healthy_at=row.last_healthy_at,
         last_outcome=Outcome(row.last_outcome) if row.last_outcome else None,
+    )
+
+
+def counts_of(row: StateColumns) -> OutcomeCounts:
+    """Return the 30-day outcome counts stored on an endpoint row."""
+    return OutcomeCounts(
+        passes=row.window_passes,
+        soft_fails=row.window_soft_fails,
+        hard_fails=row.window_hard_fails,
+        inconclusive=row.window_inconclusive,
+        first_check_at=row.window_first_check_at,
     )
 
 
@@ -106,13 +123,7 @@ def stored_endpoint(row: EndpointRow) -> StoredEndpoint:
         price=row.price,
         pass_asset_verified=row.pass_asset_verified,
         pass_facilitator_supported=row.pass_facilitator_supported,
-        counts_30d=OutcomeCounts(
-            passes=row.window_passes,
-            soft_fails=row.window_soft_fails,
-            hard_fails=row.window_hard_fails,
-            inconclusive=row.window_inconclusive,
-            first_check_at=row.window_first_check_at,
-        ),
+        counts_30d=counts_of(row),
         offers_stable=row.offers_stable,
         p50_ms=row.p50_ms,
         p95_ms=row.p95_ms,

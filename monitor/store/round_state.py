@@ -17,11 +17,12 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, select, update
 
-from monitor.models import CheckResult, Outcome, Status
+from monitor.models import CheckResult
 from monitor.schedule import next_check_at
 from monitor.stats import EndpointState, OutcomeCounts, figures_of
 from monitor.store.driver import DriverStatement
 from monitor.store.latency import Percentiles
+from monitor.store.mapping import counts_of, state_of
 from monitor.store.queries import chunks
 from monitor.store.tables import ENDPOINTS
 
@@ -92,7 +93,7 @@ class RoundEndpoint:
     offers_stable: bool
     window_day: str | None
     last_offer_key: str | None
-    stored: Mapping[str, Any]
+    stored: Mapping[Any, Any]
     """The columns as read, so that only changed ones are written."""
     latest: CheckResult | None = None
     facts: dict[str, Any] = field(default_factory=dict)
@@ -116,45 +117,24 @@ def read_endpoints(connection: Connection, ids: Sequence[int]) -> dict[int, Roun
     """Return the round's endpoints by id (ids without a row are absent)."""
     endpoints: dict[int, RoundEndpoint] = {}
     for chunk in chunks(ids):
-        for values in connection.execute(_SELECT.where(ENDPOINTS.c.id.in_(chunk))):
-            row = dict(zip(_READ, values, strict=True))
-            last_outcome = row["last_outcome"]
-            state = EndpointState(
-                status=Status(row["status"]),
-                consecutive_failures=row["consecutive_failures"],
-                consecutive_hard=row["consecutive_hard"],
-                consecutive_passes=row["consecutive_passes"],
-                conclusive_checks=row["conclusive_checks"],
-                non_hard_checks=row["non_hard_checks"],
-                recovering=row["recovering"],
-                last_checked_at=row["last_checked_at"],
-                last_healthy_at=row["last_healthy_at"],
-                last_outcome=Outcome(last_outcome) if last_outcome else None,
-            )
-            counts = OutcomeCounts(
-                row["window_passes"],
-                row["window_soft_fails"],
-                row["window_hard_fails"],
-                row["window_inconclusive"],
-                row["window_first_check_at"],
-            )
-            endpoints[row["id"]] = RoundEndpoint(
-                id=row["id"],
-                slug=row["slug"],
-                url=row["url"],
-                title=row["title"],
-                category=row["category"],
-                state=state,
-                last_error=row["last_error"],
-                alert_json=row["alert_json"],
-                alert_firing=row["alert_firing"],
-                pass_asset_verified=row["pass_asset_verified"],
-                pass_facilitator_supported=row["pass_facilitator_supported"],
-                counts=counts,
-                offers_stable=row["offers_stable"],
-                window_day=row["window_day"],
-                last_offer_key=row["last_offer_key"],
-                stored=row,
+        for row in connection.execute(_SELECT.where(ENDPOINTS.c.id.in_(chunk))):
+            endpoints[row.id] = RoundEndpoint(
+                id=row.id,
+                slug=row.slug,
+                url=row.url,
+                title=row.title,
+                category=row.category,
+                state=state_of(row),
+                last_error=row.last_error,
+                alert_json=row.alert_json,
+                alert_firing=row.alert_firing,
+                pass_asset_verified=row.pass_asset_verified,
+                pass_facilitator_supported=row.pass_facilitator_supported,
+                counts=counts_of(row),
+                offers_stable=row.offers_stable,
+                window_day=row.window_day,
+                last_offer_key=row.last_offer_key,
+                stored=row._mapping,
             )
     return endpoints
 
