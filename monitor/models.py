@@ -46,6 +46,10 @@ class Severity(StrEnum):
     INFO = "info"
 
 
+MAX_ERROR_CHARS = 300
+"""Characters of a check's error text (pages show it in a table cell): one line, cleaned."""
+
+
 class ProbeErrorKind(StrEnum):
     """Why a probe got no usable HTTP answer."""
 
@@ -58,6 +62,12 @@ class ProbeErrorKind(StrEnum):
     """Refused by the monitor's own address policy before any byte was sent."""
     PROTOCOL = "protocol"
     """The peer answered something that is not valid HTTP."""
+    PROXY = "proxy"
+    """The monitor's egress proxy could not be reached or refused the tunnel (not the
+    endpoint's fault)."""
+    MONITOR = "monitor"
+    """The monitor itself failed while probing (a defect of ours, logged with its traceback);
+    the check says nothing about the endpoint."""
 
 
 class AssetVerdict(StrEnum):
@@ -198,6 +208,10 @@ class ProbeFacts:
     headers: Mapping[str, str] = field(default_factory=dict)
     body: bytes = b""
     body_truncated: bool = False
+    """The body went on past `body` (it was cut at the probe's `max_body_bytes`)."""
+    body_error: str | None = None
+    """Why the body could not be read as sent (e.g. a Content-Encoding that is not decoded,
+    or a decompression bomb); `body` then holds what was read before, possibly nothing."""
     latency_ms: float | None = None
     final_url: str | None = None
     redirects: int = 0

@@ -5,7 +5,7 @@ turns every answer or failure into `ProbeFacts`; `http1` is the transport under 
 """
 
 from monitor.probe.http1 import AddressRefusedError, Http1Transport, Resolver, resolve
-from monitor.probe.prober import Prober, build_transport
+from monitor.probe.prober import Prober, build_transport, host_of, monitor_failure
 
 __all__ = [
     "AddressRefusedError",
@@ -13,5 +13,7 @@ __all__ = [
     "Prober",
     "Resolver",
     "build_transport",
+    "host_of",
+    "monitor_failure",
     "resolve",
 ]

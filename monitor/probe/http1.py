@@ -6,59 +6,51 @@ parses with httptools (llhttp, the parser behind uvicorn and Node.js), learns th
 connection was closed from `connection_lost` instead of polling it, and keeps the httpx API:
 it takes an `httpx.Request` and returns an `httpx.Response` whose stream reads the socket.
 
-Address policy: `connect` resolves the host itself, refuses the connection when ANY resolved
-address is refused (a name that also points inward is not trusted for its outward addresses
-either), and connects to the address it checked, so DNS cannot change between check and use
-(rebinding). TLS keeps the URL's host name for SNI and certificate checks.
+Connections are opened by `monitor.probe.connect` (address policy, Happy Eyeballs, egress
+proxy) and carry TLS themselves (`monitor.probe.tls`); TLS keeps the URL's host name for SNI
+and certificate checks. An idle connection is reused only if the server sent nothing since its
+last answer: bytes that arrive on an idle connection close it, and a connection whose socket
+holds unread bytes when it is taken from the pool is closed instead of reused, so a late or
+unsolicited answer can never be read as the answer to the next request (keep-alive desync).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ipaddress
 import re
-import socket
+import select
 import ssl
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import cast
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 
+from monitor.probe.connect import (
+    AddressRefusedError,
+    Opener,
+    Policy,
+    ProxyChoice,
+    ProxyRoute,
+    Resolver,
+    checked_addresses,
+    open_connection,
+)
 from monitor.probe.connection import HttpConnection
+from monitor.probe.dns import resolve
 
-Resolver = Callable[[str, int], Awaitable[list[str]]]
-"""Resolve (host, port) to IP address strings, in the order to try them."""
-Policy = Callable[[str], str | None]
-"""An IP address -> why it may not be probed, or None when it may."""
-Opener = Callable[..., Awaitable[tuple[asyncio.BaseTransport, asyncio.BaseProtocol]]]
-"""`loop.create_connection`'s signature; tests pass a recording one."""
+__all__ = [
+    "AddressRefusedError",
+    "Http1Transport",
+    "Policy",
+    "ProxyChoice",
+    "ProxyRoute",
+    "Resolver",
+    "resolve",
+]
 
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 """RFC 9110 token: what a method and a header name may be (no CR, LF, space or colon)."""
-
-
-class AddressRefusedError(Exception):
-    """A connection target was refused by the address policy; `reason` says why."""
-
-    def __init__(self, host: str, reason: str) -> None:
-        super().__init__(f"{host}: {reason}")
-        self.host = host
-        self.reason = reason
-
-
-async def resolve(host: str, port: int) -> list[str]:
-    """Return the distinct addresses `host` resolves to (an IP literal resolves to itself).
-
-    Raises `socket.gaierror` when the name does not resolve.
-    """
-    literal = host[1:-1] if host.startswith("[") else host
-    with contextlib.suppress(ValueError):
-        return [str(ipaddress.ip_address(literal))]  # no resolver thread for an IP literal
-    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
 class _ResponseStream(httpx.AsyncByteStream):
@@ -90,7 +82,8 @@ _Origin = tuple[str, str, int]
 class Http1Transport(httpx.AsyncBaseTransport):
     """Send requests over pooled HTTP/1.1 connections (http and https), guarded by `policy`.
 
-    `policy=None` allows every address (config `allow_private_addresses`). At most
+    `policy=None` allows every address (config `allow_private_addresses`); `proxies` sends
+    connections through an HTTP egress proxy (CONNECT to the checked address). At most
     `max_idle` idle keep-alive connections are kept, the least recently used closed first,
     and none longer than `keepalive_expiry` seconds. A request whose reused connection turns
     out to be closed before any answer arrives is sent once more on a new connection.
@@ -103,15 +96,23 @@ class Http1Transport(httpx.AsyncBaseTransport):
         policy: Policy | None,
         resolver: Resolver = resolve,
         opener: Opener | None = None,
+        proxies: ProxyChoice | None = None,
         max_idle: int = 100,
         keepalive_expiry: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+        handshake_offload: bool = True,
     ) -> None:
         self._ssl = ssl_context
         self._policy = policy
         self._resolver = resolver
         self._opener = opener
+        self._proxies = proxies
         self._max_idle = max_idle
         self._expiry = keepalive_expiry
+        self._clock = clock
+        """Seconds, for keep-alive ages only (tests pass a fake one)."""
+        self._offload = handshake_offload
+        """Check certificates in the handshake thread pool (False: on the loop; benchmarks)."""
         self._idle: OrderedDict[int, tuple[_Origin, HttpConnection]] = OrderedDict()
         self._by_origin: dict[_Origin, list[HttpConnection]] = {}
         self._active: set[HttpConnection] = set()
@@ -123,9 +124,12 @@ class Http1Transport(httpx.AsyncBaseTransport):
         url = request.url
         if url.scheme not in ("http", "https"):
             raise httpx.UnsupportedProtocol(f"unsupported scheme {url.scheme!r}")
-        if not url.host:
+        # The ASCII (IDNA) form: what DNS and SNI need, and never an exception (`url.host`
+        # raises for some A-labels such as `xn--a.com`).
+        host = url.raw_host.decode("ascii", "replace")
+        if not host:
             raise httpx.UnsupportedProtocol("the URL has no host")
-        origin: _Origin = (url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80))
+        origin: _Origin = (url.scheme, host, url.port or (443 if url.scheme == "https" else 80))
         timeouts = request.extensions.get("timeout", {})
         connect_timeout, read_timeout = timeouts.get("connect"), timeouts.get("read")
         payload = _serialise(request, await _body(request))
@@ -157,7 +161,7 @@ class Http1Transport(httpx.AsyncBaseTransport):
         connection.in_use = True
         self._active.add(connection)
         try:
-            connection.transport.write(payload)
+            connection.send(payload)
             async with asyncio.timeout(read_timeout):
                 await connection.head
         except TimeoutError as exc:
@@ -185,13 +189,14 @@ class Http1Transport(httpx.AsyncBaseTransport):
 
     def _take_idle(self, origin: _Origin) -> HttpConnection | None:
         connections = self._by_origin.get(origin)
-        now = time.monotonic()
+        now = self._clock()
         while connections:
             connection = connections.pop()
             del self._idle[id(connection)]
             if not connections:
                 del self._by_origin[origin]
-            if not connection.closed and now - connection.idle_since < self._expiry:
+            fresh = now - connection.idle_since < self._expiry
+            if not connection.closed and fresh and not _has_unread_bytes(connection):
                 return connection
             connection.close()
         return None
@@ -202,7 +207,7 @@ class Http1Transport(httpx.AsyncBaseTransport):
         if self._closed or not connection.reusable():
             connection.close()
             return
-        now = time.monotonic()
+        now = self._clock()
         connection.recycle(now)
         self._by_origin.setdefault(origin, []).append(connection)
         self._idle[id(connection)] = (origin, connection)
@@ -219,46 +224,33 @@ class Http1Transport(httpx.AsyncBaseTransport):
             old.close()
 
     async def _connect(self, origin: _Origin, timeout: float | None) -> HttpConnection:
+        """Open a connection within one connect budget: resolution, connect race, TLS."""
         scheme, host, port = origin
+        stage = f"DNS lookup for {host}"
+        connection: HttpConnection | None = None
         try:
             async with asyncio.timeout(timeout):
-                addresses = await self._resolver(host, port)
-        except TimeoutError as exc:
-            raise httpx.ConnectTimeout(f"DNS lookup for {host} timed out") from exc
-        except OSError as exc:  # socket.gaierror: kept as the cause for DNS detection
-            raise httpx.ConnectError(str(exc)) from exc
-        if not addresses:
-            raise httpx.ConnectError(f"no addresses for {host}") from socket.gaierror(host)
-        if self._policy is not None:
-            for address in addresses:
-                reason = self._policy(address)
-                if reason is not None:
-                    raise AddressRefusedError(host, reason)
-        opener = self._opener or asyncio.get_running_loop().create_connection
-        tls = self._ssl if scheme == "https" else None
-        last: Exception | None = None
-        for address in addresses:
-            try:
-                async with asyncio.timeout(timeout):
-                    _, protocol = await opener(
-                        HttpConnection,
-                        address,
-                        port,
-                        ssl=tls,
-                        server_hostname=host if tls is not None else None,
-                    )
-            except TimeoutError as exc:
-                last = httpx.ConnectTimeout(f"connect to {host}:{port} timed out")
-                last.__cause__ = exc
-            except OSError as exc:  # refused, unreachable, TLS (ssl.SSLError is an OSError)
-                last = httpx.ConnectError(str(exc) or type(exc).__name__)
-                last.__cause__ = exc
-            else:
-                return cast(
-                    HttpConnection, protocol
-                )  # try the next address only when this one failed
-        assert last is not None
-        raise last
+                addresses = await checked_addresses(host, port, self._resolver, self._policy)
+                stage = f"connect to {host}:{port}"
+                connection = await open_connection(
+                    scheme,
+                    host,
+                    port,
+                    addresses,
+                    tls_context=self._ssl,
+                    opener=self._opener,
+                    proxy=self._proxies.route_for(scheme, host) if self._proxies else None,
+                    offload=self._offload,
+                )
+                stage = f"TLS handshake with {host}:{port}"
+                await connection.ready
+                return connection
+        except BaseException as exc:
+            if connection is not None:
+                connection.close()
+            if isinstance(exc, TimeoutError):
+                raise httpx.ConnectTimeout(f"{stage} timed out") from exc
+            raise
 
     async def aclose(self) -> None:
         """Close every connection, idle or answering; responses still open fail to read on."""
@@ -301,3 +293,22 @@ def _serialise(request: httpx.Request, body: bytes) -> bytes:
     parts.append(b"\r\n")
     parts.append(body)
     return b"".join(parts)
+
+
+def _has_unread_bytes(connection: HttpConnection) -> bool:
+    """Return whether the socket of an idle connection is readable (data, EOF or an error).
+
+    The loop may not have delivered what arrived since the connection went idle; a zero-wait
+    poll of the socket is the last word before the connection carries another request.
+    (`poll`, not `select`: descriptors above 1,023 are common with a raised open-file limit.)
+    """
+    transport = connection.transport
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None:
+        return False
+    try:
+        poller = select.poll()
+        poller.register(sock.fileno(), select.POLLIN | select.POLLPRI)
+        return bool(poller.poll(0))
+    except (OSError, ValueError):
+        return True

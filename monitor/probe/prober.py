@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import logging
 import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -26,15 +27,18 @@ import httpx
 
 from monitor.addresses import refusal_reason
 from monitor.config import ProbeConfig
-from monitor.models import EndpointSpec, JsonValue, ProbeFacts
-from monitor.probe.errors import classify
-from monitor.probe.http1 import Http1Transport, Policy, Resolver, resolve
+from monitor.content_coding import ContentCodingError, ContentDecoder
+from monitor.models import EndpointSpec, JsonValue, ProbeErrorKind, ProbeFacts
+from monitor.probe.errors import MAX_MESSAGE, classify
+from monitor.probe.http1 import Http1Transport, Policy, ProxyChoice, Resolver, resolve
+from monitor.untrusted import clean_line
 from monitor.x402.sampling import sample_request
+
+log = logging.getLogger(__name__)
 
 _QUERY_METHODS = frozenset({"GET", "HEAD", "DELETE"})
 _RETRY_AS_POST = frozenset({405, 400, 415, 422})
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
-_CHUNK = 64 * 1024
 _URLS_CACHED = 65_536
 """Parsed endpoint URLs kept (about 1 KB each): a fleet of 20,000 endpoints stays parsed."""
 
@@ -46,20 +50,28 @@ def build_transport(
     verify: ssl.SSLContext | bool = True,
     resolver: Resolver = resolve,
     max_idle: int | None = None,
+    environ: Mapping[str, str] | None = None,
+    handshake_offload: bool = True,
 ) -> Http1Transport:
     """Return the HTTP/1.1 transport probes use, guarded unless private addresses are allowed.
 
     `policy`, `verify` and `resolver` exist for tests (a looser policy, a private CA, a fixed
     DNS table). Up to `max_idle` (default: `concurrency`) idle keep-alive connections are
-    kept; 0 opens a new connection per request (the benchmark's `--keepalive off`).
+    kept; 0 opens a new connection per request (the benchmark's `--keepalive off`). The
+    egress proxy is `config.proxy`, else with `config.trust_env` the *_PROXY variables of
+    `environ`. Raises ValueError naming the setting when a proxy URL is unusable.
+    `handshake_offload=False` checks certificates on the event loop (the benchmark compares).
     """
     context = httpx.create_ssl_context(verify=verify, trust_env=False)
     context.set_alpn_protocols(["http/1.1"])
+    proxies = ProxyChoice.from_settings(config.proxy, config.trust_env, environ or {})
     return Http1Transport(
         ssl_context=context,
         policy=None if config.allow_private_addresses else policy,
         resolver=resolver,
+        proxies=proxies,
         max_idle=config.concurrency if max_idle is None else max_idle,
+        handshake_offload=handshake_offload,
     )
 
 
@@ -86,10 +98,11 @@ def _parsed(url: str) -> httpx.URL:
     return httpx.URL(url)
 
 
-def _host_of(url: str) -> str:
+def host_of(url: str) -> str:
+    """Return the URL's host in ASCII (IDNA) form, or the URL itself when it has none."""
     try:
-        return _parsed(url).host
-    except httpx.InvalidURL:
+        return _parsed(url).raw_host.decode("ascii", "replace") or url
+    except (httpx.InvalidURL, UnicodeError):
         return url
 
 
@@ -207,19 +220,27 @@ class Prober:
         return list(await asyncio.gather(*(one(spec) for spec in specs)))
 
     def _host_semaphore(self, url: str) -> asyncio.Semaphore:
-        host = _host_of(url)
+        host = host_of(url)
         semaphore = self._per_host.get(host)
         if semaphore is None:
             semaphore = self._per_host[host] = asyncio.Semaphore(self._config.per_host)
         return semaphore
 
     async def probe(self, spec: EndpointSpec) -> ProbeFacts:
-        """Probe one endpoint and return the facts of the last request made.
+        """Probe one endpoint and return the facts of the last request made; never raises.
 
         Method: the declared one (`spec.method`, else the input schema's); when none is
-        declared, GET and, if that answers 405/400/415/422, one retry as POST.
+        declared, GET and, if that answers 405/400/415/422, one retry as POST. Any failure
+        becomes the facts of a check; a failure of the monitor itself is logged with its
+        traceback at ERROR and recorded as `ProbeErrorKind.MONITOR`.
         """
         started_at = self._clock()
+        try:
+            return await self._probe(spec, started_at)
+        except Exception as exc:  # a defect of ours, outside the exchange: still one check
+            return monitor_failure(spec, exc, started_at)
+
+    async def _probe(self, spec: EndpointSpec, started_at: datetime) -> ProbeFacts:
         sample = sample_request(spec.input_schema)
         declared = spec.method or sample.method
         body: JsonValue = spec.body if spec.has_body else sample.body
@@ -292,11 +313,13 @@ class Prober:
                 response = await self._send(request, hops)
                 latency_ms = (time.perf_counter() - started) * 1000
                 try:
-                    content, truncated = await self._read_capped(response)
+                    content, truncated, body_error = await self._read_capped(response)
                 finally:
                     await response.aclose()
         except Exception as exc:
             kind, message, timeout_s = classify(exc, self._config, hops[-1] if hops else None)
+            if kind is ProbeErrorKind.MONITOR:
+                log.error("probe of %s failed inside the monitor", url, exc_info=exc)
             return ProbeFacts(
                 url=url,
                 method=method,
@@ -317,29 +340,60 @@ class Prober:
             headers=_headers(response),
             body=content,
             body_truncated=truncated,
+            body_error=body_error,
             latency_ms=latency_ms,
             final_url=str(hops[-1]),
             redirects=len(hops) - 1,
         )
 
-    async def _read_capped(self, response: httpx.Response) -> tuple[bytes, bool]:
-        """Read at most `max_body_bytes`; return (body, whether more was available)."""
+    async def _read_capped(self, response: httpx.Response) -> tuple[bytes, bool, str | None]:
+        """Read and decode at most `max_body_bytes`; return (body, cut short, why unreadable).
+
+        Raw bytes are decoded here, never by httpx (whose decoders are unbounded): decoded
+        bytes count against the cap, a decompression bomb is refused, and a coding that is
+        not decoded leaves the body unread (`why unreadable` says so).
+        """
         cap = self._config.max_body_bytes
         try:
             content = response.content  # a transport that answered from memory (tests)
         except httpx.ResponseNotRead:
             pass
         else:
-            return content[:cap], len(content) > cap
+            return content[:cap], len(content) > cap, None
+        encoding = _header(response, b"content-encoding")
+        try:
+            decoder = ContentDecoder(encoding, limit=cap)
+        except ContentCodingError as exc:
+            return b"", False, clean_line(str(exc), MAX_MESSAGE)
         chunks: list[bytes] = []
-        size = 0
-        # Decoding only when a server compresses although asked not to: httpx's decoder
-        # set-up costs more than reading a small body.
-        encoded = any(name.lower() == b"content-encoding" for name, _ in response.headers.raw)
-        body = response.aiter_bytes(_CHUNK) if encoded else response.aiter_raw()
-        async for chunk in body:
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > cap:
-                return b"".join(chunks)[:cap], True
-        return b"".join(chunks), False
+        try:
+            async for chunk in response.aiter_raw():
+                chunks.append(decoder.feed(chunk))
+                if decoder.truncated:
+                    return b"".join(chunks), True, None
+                # Decoding is synchronous: let the other probes run between chunks, also
+                # when the next chunk is already buffered (the read would not suspend).
+                await asyncio.sleep(0)
+            chunks.append(decoder.finish())
+        except ContentCodingError as exc:
+            return b"".join(chunks), decoder.truncated, clean_line(str(exc), MAX_MESSAGE)
+        return b"".join(chunks), decoder.truncated, None
+
+
+def _header(response: httpx.Response, name: bytes) -> str | None:
+    """Return the raw header `name` (lower case) joined with ", ", or None when absent."""
+    values = [value for key, value in response.headers.raw if key.lower() == name]
+    return b", ".join(values).decode("latin-1") if values else None
+
+
+def monitor_failure(spec: EndpointSpec, exc: BaseException, started_at: datetime) -> ProbeFacts:
+    """Return the facts of a probe that the monitor itself broke; log the traceback once."""
+    log.error("probe of %s failed inside the monitor", spec.url, exc_info=exc)
+    return ProbeFacts(
+        url=spec.url,
+        method=(spec.method or "GET").upper(),
+        method_guessed=spec.method is None,
+        started_at=started_at,
+        error_kind=ProbeErrorKind.MONITOR,
+        error=clean_line(f"monitor error: {type(exc).__name__}: {exc}", MAX_MESSAGE),
+    )
