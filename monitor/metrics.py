@@ -10,9 +10,13 @@ Omission rules (a missing series means "not known", never a fake 0):
 - `x402_endpoint_up` is absent until the endpoint's first conclusive check (`up is None`),
   like blackbox's `probe_success` which exists only once a probe ran;
 - `x402_endpoint_uptime_ratio`, `x402_endpoint_reliability_score` (unrated),
-  `x402_payment_requirements_valid`, `x402_asset_verified`, `x402_facilitator_supported`,
   `x402_endpoint_latency_p50_seconds` and `x402_last_check_timestamp_seconds` are absent
   while their value is None;
+- the three verdict gauges publish the latest check's verdicts, as the endpoint's page shows
+  them (not the latest pass's, which only the score uses), and are absent while a verdict is
+  not known: `x402_payment_requirements_valid` when the latest check got no 402,
+  `x402_asset_verified` also without a readable offer, `x402_facilitator_supported` when no
+  facilitator is known or there was no offer to check (see `monitor.snapshot`'s flags);
 - `x402_monitor_last_round_timestamp_seconds` is absent until a round completed;
 - when `get_snapshot()` returns None (the service has not built one yet) the collector yields
   nothing, so `absent(x402_monitor_probe_rounds_total)` alerts if that lasts.
@@ -142,18 +146,20 @@ def _endpoint_families(endpoints: tuple[EndpointSnapshot, ...]) -> list[Metric]:
     )
     valid = _gauge(
         "x402_payment_requirements_valid",
-        "1 when the latest 402 challenge parsed with at least one valid offer, else 0; "
-        "absent before any challenge was seen.",
+        "1 when the latest check's 402 challenge parsed with at least one valid offer, else 0; "
+        "absent when the latest check got no 402 answer.",
     )
     asset = _gauge(
         "x402_asset_verified",
-        "1 when the offer's asset is a known token with the right EIP-712 domain, else 0; "
-        "absent when unknown.",
+        "1 when the latest challenge's offer pays in a known token with the right EIP-712 "
+        "domain, 0 for a wrong domain or an unknown token; absent without a readable offer.",
     )
     facilitator = _gauge(
         "x402_facilitator_supported",
-        "1 when the listing's facilitator supports the offer's version, scheme and network, "
-        "else 0; absent when unknown.",
+        "1 when the endpoint's facilitator lists a usable kind for the latest challenge's "
+        "offer (version, scheme, network), 0 when it does not or cannot be asked (unsupported, "
+        "invalid /supported, unreachable); absent when no facilitator is known or there was "
+        "no offer to check.",
     )
     p50 = _gauge(
         "x402_endpoint_latency_p50_seconds",

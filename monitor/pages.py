@@ -11,7 +11,14 @@ from datetime import datetime
 
 from monitor.catalogue import registrable_domain
 from monitor.models import Finding, Outcome
-from monitor.snapshot import EndpointDetail, EndpointSnapshot, LatencyPoint, MonitorSnapshot
+from monitor.snapshot import (
+    EndpointDetail,
+    EndpointSnapshot,
+    LatencyPoint,
+    MonitorSnapshot,
+    asset_verified_flag,
+    facilitator_supported_flag,
+)
 from monitor.store import PageHistory, Store, StoredEndpoint
 from monitor.store.rollups import day_start
 from monitor.urls import host_of
@@ -39,10 +46,8 @@ def snapshot_endpoint(endpoint: StoredEndpoint, now: datetime) -> EndpointSnapsh
         uptime_30d=figures.uptime_30d,
         score=figures.score,
         payment_requirements_valid=endpoint.payment_requirements_valid,
-        asset_verified=None if endpoint.asset_verdict is None else endpoint.pass_asset_verified,
-        facilitator_supported=(
-            None if endpoint.facilitator_verdict is None else endpoint.pass_facilitator_supported
-        ),
+        asset_verified=asset_verified_flag(endpoint.asset_verdict),
+        facilitator_supported=facilitator_supported_flag(endpoint.facilitator_verdict),
         last_check_at=endpoint.state.last_checked_at,
         p50_ms=figures.p50_ms,
         p95_ms=figures.p95_ms,

@@ -35,13 +35,40 @@ class EndpointSnapshot:
     uptime_30d: float | None
     score: int | None
     payment_requirements_valid: bool | None
+    """The latest check's challenge verdict; None when that check got no 402 to judge."""
     asset_verified: bool | None
+    """`asset_verified_flag` of the latest check's asset verdict (None: not known)."""
     facilitator_supported: bool | None
+    """`facilitator_supported_flag` of the latest check's facilitator verdict (None: not known)."""
     last_check_at: datetime | None
     p50_ms: float | None = None
     p95_ms: float | None = None
     listing: str | None = None
     """Why the endpoint is listed but not probed: "delisted" or "MCP tool"; None otherwise."""
+
+
+def asset_verified_flag(verdict: AssetVerdict | None) -> bool | None:
+    """Return what `x402_asset_verified` publishes for an asset verdict (None: no series).
+
+    True for a known token with the right EIP-712 domain; False for a mismatch and for an
+    unknown token (nothing verified it); None when the verdict is unknown (no readable offer)
+    or missing (the latest check got no 402). The same verdict the endpoint's page shows.
+    """
+    if verdict is None or verdict is AssetVerdict.UNKNOWN:
+        return None
+    return verdict is AssetVerdict.VERIFIED
+
+
+def facilitator_supported_flag(verdict: FacilitatorVerdict | None) -> bool | None:
+    """Return what `x402_facilitator_supported` publishes for a verdict (None: no series).
+
+    True when the facilitator can settle the headline offer; False when it cannot say so
+    (unsupported, invalid, unreachable); None when no facilitator is known or there was no
+    offer to check (UNKNOWN), or no verdict is stored yet.
+    """
+    if verdict is None or verdict is FacilitatorVerdict.UNKNOWN:
+        return None
+    return verdict is FacilitatorVerdict.SUPPORTED
 
 
 @dataclass(frozen=True)

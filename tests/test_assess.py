@@ -142,6 +142,16 @@ V2_HEADER = _header("02a-v2-evm-spec-PAYMENT-REQUIRED-header.b64")
             Outcome.INCONCLUSIVE,
             "blocked: loopback",
         ),
+        (
+            facts(None, error_kind=ProbeErrorKind.PROXY, error="egress proxy: refused (403)"),
+            Outcome.INCONCLUSIVE,
+            "egress proxy",
+        ),
+        (
+            facts(None, error_kind=ProbeErrorKind.MONITOR, error="monitor error: KeyError: x"),
+            Outcome.INCONCLUSIVE,
+            "monitor error",
+        ),
         (facts(404, guessed=True), Outcome.INCONCLUSIVE, "HTTP 404 to a guessed method (POST)"),
         (facts(405, guessed=True), Outcome.INCONCLUSIVE, "HTTP 405 to a guessed method (POST)"),
         # a guessed method does not excuse other answers

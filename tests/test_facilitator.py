@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import copy
 import json
 import re
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.models import FacilitatorVerdict, Finding, Offer, Severity
+from monitor.discovery import FacilitatorClient, SupportedResult
+from monitor.models import Challenge, FacilitatorVerdict, Finding, Offer, Severity
 from monitor.x402.codes import CODES
 from monitor.x402.decode import parse_challenge
 from monitor.x402.facilitator import (
@@ -222,6 +228,29 @@ DOCUMENTS: list[tuple[str, Any, list[tuple[str, str]], bool, int]] = [
         0,
     ),
     ("kinds-not-list", {"kinds": "exact"}, [("supported-kinds-invalid", "kinds")], False, 0),
+    ("kinds-null", v2(kinds=None), [("supported-kinds-missing", "kinds")], False, 0),
+    (
+        "extensions-null",
+        v2(extensions=None),
+        [("supported-extensions-invalid", "extensions")],
+        False,
+        4,
+    ),
+    ("signers-null", v2(signers=None), [("supported-signers-invalid", "signers")], False, 4),
+    (
+        "kind-version-missing",
+        v2({"scheme": "exact", "network": "eip155:8453"}),
+        [("supported-kind-version-invalid", "kinds[0].x402Version")],
+        False,
+        0,
+    ),
+    (
+        "kind-scheme-missing",
+        v2({"x402Version": 2, "network": "eip155:8453"}),
+        [("supported-kind-field-invalid", "kinds[0].scheme")],
+        False,
+        0,
+    ),
     ("kinds-empty", v2(kinds=[]), [("supported-kinds-empty", "kinds")], True, 0),
     (
         "kind-not-object",
@@ -275,29 +304,120 @@ DOCUMENTS: list[tuple[str, Any, list[tuple[str, str]], bool, int]] = [
 ]
 
 
+# Documents of a shape the official SDK's `SupportedResponse` refuses (kinds not a list of
+# objects, a kind field of the wrong JSON type, extensions/signers of the wrong type): no offer
+# can be checked against them. Every other document is usable, errors or not.
+MALFORMED = {
+    "grouped-kinds",
+    "grouped-kinds-bad-group",
+    "extensions-not-list",
+    "extensions-non-strings",
+    "extensions-null",
+    "signers-not-object",
+    "signers-entry-not-list",
+    "signers-null",
+    "kinds-missing",
+    "kinds-not-list",
+    "kinds-null",
+    "kind-not-object",
+    "kind-version-bool-is-dropped",
+    "kind-version-missing",
+    "kind-scheme-missing",
+    "kind-network-number",
+    "kind-extra-not-object",
+}
+
+
+def test_malformed_ids_name_rows_of_the_table() -> None:
+    assert {row[0] for row in DOCUMENTS} >= MALFORMED
+
+
 @pytest.mark.parametrize(
-    ("document", "expected", "valid", "readable"),
-    [pytest.param(*row[1:], id=row[0]) for row in DOCUMENTS],
+    ("document", "expected", "valid", "readable", "usable"),
+    [pytest.param(*row[1:], row[0] not in MALFORMED, id=row[0]) for row in DOCUMENTS],
 )
 def test_documents(
-    document: Any, expected: list[tuple[str, str]], valid: bool, readable: int
+    document: Any, expected: list[tuple[str, str]], valid: bool, readable: int, usable: bool
 ) -> None:
     supported = parse(document)
     assert [(f.code, f.path) for f in supported.findings] == expected
     assert supported.valid is valid
     assert len(supported.kinds) == readable
+    assert supported.usable is usable
+    assert (supported.malformed is None) is usable
     for item in supported.findings:
         assert item.severity is FACILITATOR_CODES[item.code].severity
         assert "; " in item.message  # problem; fix
 
 
-def test_grouped_kinds_are_read_with_their_group_version() -> None:
+def test_grouped_kinds_are_read_with_their_group_version_but_make_the_document_unusable() -> None:
     supported = parse({"kinds": {"1": [{"scheme": "exact", "network": "base"}], "2": []}})
     assert [(k.x402_version, k.network, k.caip2, k.path) for k in supported.kinds] == [
         (1, "base", "eip155:8453", 'kinds["1"][0]')
     ]
-    assert supported.usable
+    assert not supported.usable  # the official SDK refuses the whole document
     assert "read 1 kinds" in supported.findings[0].message
+    assert supported.malformed == supported.findings[0].message
+
+
+def test_each_kind_carries_its_first_error() -> None:
+    supported = parse(
+        v2(
+            kind(2, "eip155:8453"),
+            kind(2, SOLANA),  # no feePayer: an error
+            kind(2, SOLANA_DEV, feePayer=OTHER_KEY),  # not in signers: a warning only
+            kind("2", "eip155:137"),  # read, but the version is a string
+            kind(2, "base"),  # v1 name in a v2 kind
+        )
+    )
+    errors = {k.path: k.error for k in supported.kinds}
+    assert errors["kinds[0]"] is None
+    assert errors["kinds[1]"] is not None
+    assert errors["kinds[1]"].startswith("kinds[1].extra.feePayer is missing")
+    assert errors["kinds[2]"] is None
+    assert errors["kinds[3]"] is not None
+    assert "x402Version is the string '2'" in errors["kinds[3]"]
+    assert errors["kinds[4]"] is not None
+    assert "not CAIP-2" in errors["kinds[4]"]
+    assert supported.usable
+
+
+def test_kind_errors_survive_the_cap_on_findings() -> None:
+    noise = [kind(2, f"bad network {i}") for i in range(30)]
+    supported = parse(v2(*noise, kind(2, SOLANA)))
+    assert len(supported.findings) == MAX_FINDINGS + 1  # the feePayer finding is cut off...
+    assert supported.kinds[-1].error is not None  # ...but the kind still knows its error
+    verdict, _ = check_offer(supported, offer(SOLANA, feePayer=FEE_PAYER), 2)
+    assert verdict is FacilitatorVerdict.INVALID
+
+
+def test_strings_from_the_document_are_bounded_in_findings() -> None:
+    huge = "x" * 200_000
+    supported = parse(
+        {
+            "kinds": {huge: [kind(2, "solana" + huge, feePayer="\ud800" * 40)]},
+            "signers": {huge: "not a list"},
+            "extensions": [],
+        }
+    )
+    assert supported.findings
+    for item in supported.findings:
+        assert len(item.message) < 1000, item.code
+        assert len(item.path) < 1000, item.code
+        item.message.encode("utf-8")  # no lone surrogate
+        item.path.encode("utf-8")
+    # An unsupported offer lists the kinds of its chain: their schemes are bounded too.
+    listed = parse(v2(kind(2, "eip155:8453", scheme="s" * 200_000)))
+    _, findings = check_offer(listed, offer("eip155:8453", scheme="\udcff" + "e" * 5000), 2)
+    (item,) = findings
+    assert len(item.message) < 1000
+    item.message.encode("utf-8")
+    # The verdict on an offer whose kind is broken quotes the kind's error: bounded too.
+    fee_doc = {"kinds": [kind(1, "solana", feePayer=FEE_PAYER + "\ud800" * 5000)]}
+    _, findings = check_offer(parse(fee_doc), offer("solana", feePayer=OTHER_KEY), 1)
+    for item in findings:
+        assert len(item.message) < 1000
+        item.message.encode("utf-8")
 
 
 def test_v2_network_not_caip2_suggests_the_caip2_id() -> None:
@@ -487,13 +607,13 @@ CROSS_CHECKS: list[tuple[str, Any, bool, Offer, int | None, FacilitatorVerdict, 
         ["supported-kinds-missing", "facilitator-invalid"],
     ),
     (
-        "nonconformant-but-readable-still-cross-checks",
+        "grouped-kinds-are-invalid-even-when-a-kind-matches",
         GROUPED_DOC,
         True,
         offer("base"),
         1,
-        FacilitatorVerdict.SUPPORTED,
-        ["supported-kinds-grouped"],
+        FacilitatorVerdict.INVALID,
+        ["supported-kinds-grouped", "facilitator-invalid"],
     ),
     ("offer-without-network", fixture06(), True, offer(None), 2, FacilitatorVerdict.UNKNOWN, []),
     (
@@ -524,22 +644,40 @@ CROSS_CHECKS: list[tuple[str, Any, bool, Offer, int | None, FacilitatorVerdict, 
         ["facilitator-feepayer-mismatch"],
     ),
     (
-        "solana-fee-payer-checked-against-signers-when-kinds-lack-it",
+        "matching-solana-kind-without-fee-payer-is-invalid",
         SOLANA_NO_FEE_DOC,
         True,
-        offer("solana", feePayer=OTHER_KEY),
+        offer("solana", feePayer=FEE_PAYER),
         1,
-        FacilitatorVerdict.SUPPORTED,
-        ["supported-feepayer-missing", "facilitator-feepayer-mismatch"],
+        FacilitatorVerdict.INVALID,
+        ["supported-feepayer-missing", "facilitator-kind-invalid"],
     ),
     (
-        "solana-kind-fee-payer-of-the-wrong-type-is-ignored",
+        "matching-solana-kind-with-a-fee-payer-of-the-wrong-type-is-invalid",
         v2(kind(2, SOLANA, feePayer=[FEE_PAYER])),
         True,
-        offer(SOLANA, feePayer=OTHER_KEY),
+        offer(SOLANA, feePayer=FEE_PAYER),
+        2,
+        FacilitatorVerdict.INVALID,
+        ["supported-feepayer-invalid", "facilitator-kind-invalid"],
+    ),
+    (
+        "a-clean-duplicate-of-a-broken-kind-is-used",
+        v2(kind(2, SOLANA), SOLANA_OK),
+        True,
+        offer(SOLANA, feePayer=FEE_PAYER),
         2,
         FacilitatorVerdict.SUPPORTED,
-        ["supported-feepayer-invalid", "facilitator-feepayer-mismatch"],  # via signers
+        ["supported-feepayer-missing"],
+    ),
+    (
+        "a-broken-kind-of-another-chain-does-not-matter",
+        v2(kind(2, SOLANA), kind(2, "eip155:8453")),
+        True,
+        offer("eip155:8453"),
+        2,
+        FacilitatorVerdict.SUPPORTED,
+        ["supported-feepayer-missing"],
     ),
     (
         "solana-offer-without-fee-payer-is-the-challenge-validators-job",
@@ -651,6 +789,349 @@ def test_verdict_without_a_challenge(
     assert facilitator_verdict(supported, None, reachable=reachable)[0] is verdict
 
 
+# Every path from a facilitator's answer to a verdict ------------------------------------------
+
+SELLER = "https://seller.example/pay"
+SOLANA_USDC = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v"
+
+
+def v2_challenge(**entry: Any) -> Challenge:
+    """Return the parsed v2 challenge of one offer sent in the PAYMENT-REQUIRED header."""
+    document = {"x402Version": 2, "resource": {"url": SELLER}, "accepts": [entry]}
+    header = base64.b64encode(json.dumps(document).encode()).decode()
+    return parse_challenge({"payment-required": header}, b"{}")
+
+
+EVM_V2 = challenge_from("02a-v2-evm-spec-PAYMENT-REQUIRED-header.b64")  # exact, eip155:84532
+EVM_V1 = challenge_from("01-v1-evm-spec-base-sepolia.json")  # exact, base-sepolia
+SOLANA_V2 = v2_challenge(
+    scheme="exact",
+    network=SOLANA,
+    amount="1000",
+    asset=SOLANA_USDC,
+    payTo=OTHER_KEY,
+    maxTimeoutSeconds=60,
+    extra={"feePayer": FEE_PAYER},
+)
+SOLANA_V2_OTHER_FEE_PAYER = v2_challenge(
+    scheme="exact",
+    network=SOLANA,
+    amount="1000",
+    asset=SOLANA_USDC,
+    payTo=OTHER_KEY,
+    maxTimeoutSeconds=60,
+    extra={"feePayer": OTHER_KEY},
+)
+SEPOLIA_V2 = kind(2, "eip155:84532")
+
+
+def test_the_challenges_of_the_path_table_are_valid() -> None:
+    for challenge in (EVM_V2, EVM_V1, SOLANA_V2, SOLANA_V2_OTHER_FEE_PAYER):
+        assert challenge.valid, challenge.findings
+
+
+Answer = Callable[[httpx.Request], httpx.Response]
+
+
+def answer(status: int, body: bytes | Any = b"", content_type: str = "application/json") -> Answer:
+    """Return a transport handler answering `status` with `body` (JSON-encoded unless bytes)."""
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return lambda request: httpx.Response(
+        status, content=content, headers={"content-type": content_type}
+    )
+
+
+def fail(error: type[httpx.TransportError]) -> Answer:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise error("simulated", request=request)
+
+    return handler
+
+
+NO_FACILITATOR = object()
+
+# id, the facilitator's answer (NO_FACILITATOR: none is known), challenge (None: the endpoint
+# answered no 402), verdict, codes of the findings. Rows are grouped by the path they take.
+VERDICT_PATHS: list[tuple[str, Any, Challenge | None, FacilitatorVerdict, list[str]]] = [
+    # No facilitator, or nothing to check: unknown.
+    ("no-facilitator", NO_FACILITATOR, EVM_V2, FacilitatorVerdict.UNKNOWN, ["facilitator-unknown"]),
+    ("no-402-to-check", answer(200, fixture06()), None, FacilitatorVerdict.UNKNOWN, []),
+    # The facilitator did not answer usefully at the HTTP level: an outage is unreachable.
+    (
+        "connect-error",
+        fail(httpx.ConnectError),
+        EVM_V2,
+        FacilitatorVerdict.UNREACHABLE,
+        ["facilitator-unreachable"],
+    ),
+    (
+        "read-timeout",
+        fail(httpx.ReadTimeout),
+        EVM_V2,
+        FacilitatorVerdict.UNREACHABLE,
+        ["facilitator-unreachable"],
+    ),
+    ("http-500", answer(500), EVM_V2, FacilitatorVerdict.UNREACHABLE, ["facilitator-unreachable"]),
+    ("http-503", answer(503), EVM_V2, FacilitatorVerdict.UNREACHABLE, ["facilitator-unreachable"]),
+    ("http-429", answer(429), EVM_V2, FacilitatorVerdict.UNREACHABLE, ["facilitator-unreachable"]),
+    (
+        "unreachable-without-a-402",
+        answer(502),
+        None,
+        FacilitatorVerdict.UNREACHABLE,
+        ["facilitator-unreachable"],
+    ),
+    # It answered, but not a usable /supported: invalid.
+    (
+        "http-401",
+        answer(401, {"error": "unauthorized"}),
+        EVM_V2,
+        FacilitatorVerdict.INVALID,
+        ["supported-auth", "facilitator-invalid"],
+    ),
+    (
+        "http-404-wrong-base-url",
+        answer(404, b"not found", "text/plain"),
+        EVM_V2,
+        FacilitatorVerdict.INVALID,
+        ["supported-http-status", "facilitator-invalid"],
+    ),
+    (
+        "html-not-json",
+        answer(200, b"<html>facilitator</html>", "text/html"),
+        EVM_V2,
+        FacilitatorVerdict.INVALID,
+        ["supported-not-json", "facilitator-invalid"],
+    ),
+    (
+        "empty-body",
+        answer(200, b""),
+        EVM_V2,
+        FacilitatorVerdict.INVALID,
+        ["supported-not-json", "facilitator-invalid"],
+    ),
+    (
+        "too-deep",
+        answer(200, b"[" * 10_000 + b"]" * 10_000),
+        EVM_V2,
+        FacilitatorVerdict.INVALID,
+        ["supported-not-json", "facilitator-invalid"],
+    ),
+    (
+        "too-large",
+        answer(200, b'{"kinds": [' + b" " * 100_000 + b"]}"),
+        EVM_V2,
+        FacilitatorVerdict.INVALID,
+        ["supported-too-large", "facilitator-invalid"],
+    ),
+    (
+        "not-an-object",
+        answer(200, [SEPOLIA_V2]),
+        EVM_V2,
+        FacilitatorVerdict.INVALID,
+        ["supported-not-object", "facilitator-invalid"],
+    ),
+    (
+        "unusable-without-a-402",
+        answer(200, b"<html>"),
+        None,
+        FacilitatorVerdict.INVALID,
+        ["supported-not-json", "facilitator-invalid"],
+    ),
+    # A JSON document of a shape the official SDK refuses: invalid, even where a kind matches.
+    (
+        "kinds-grouped-by-version",
+        answer(200, v2(kinds={"2": [SEPOLIA_V2]})),
+        EVM_V2,
+        FacilitatorVerdict.INVALID,
+        ["supported-kinds-grouped", "facilitator-invalid"],
+    ),
+    (
+        "kinds-grouped-without-a-challenge",
+        answer(200, v2(kinds={"2": [SEPOLIA_V2]})),
+        None,
+        FacilitatorVerdict.INVALID,
+        ["supported-kinds-grouped", "facilitator-invalid"],
+    ),
+    (
+        "kinds-missing",
+        answer(200, v2(kinds=_DROP)),
+        EVM_V2,
+        FacilitatorVerdict.INVALID,
+        ["supported-kinds-missing", "facilitator-invalid"],
+    ),
+    (
+        "a-kind-is-not-an-object",
+        answer(200, v2(SEPOLIA_V2, "exact")),
+        EVM_V2,
+        FacilitatorVerdict.INVALID,
+        ["supported-kind-not-object", "facilitator-invalid"],
+    ),
+    (
+        "a-kind-field-is-mistyped",
+        answer(200, v2(SEPOLIA_V2, kind(2, 8453))),
+        EVM_V2,
+        FacilitatorVerdict.INVALID,
+        ["supported-kind-field-invalid", "facilitator-invalid"],
+    ),
+    (
+        "extensions-null",
+        answer(200, v2(SEPOLIA_V2, extensions=None)),
+        EVM_V2,
+        FacilitatorVerdict.INVALID,
+        ["supported-extensions-invalid", "facilitator-invalid"],
+    ),
+    (
+        "signers-entry-not-a-list",
+        answer(200, v2(SEPOLIA_V2, signers={"eip155:*": "0xabc"})),
+        EVM_V2,
+        FacilitatorVerdict.INVALID,
+        ["supported-signers-invalid", "facilitator-invalid"],
+    ),
+    # A usable document without a kind for the offer: unsupported.
+    (
+        "no-kind-for-the-network",
+        answer(200, v2(kind(2, "eip155:8453"))),
+        EVM_V2,
+        FacilitatorVerdict.UNSUPPORTED,
+        ["facilitator-unsupported"],
+    ),
+    (
+        "no-kind-for-the-version",
+        answer(200, fixture06()),
+        EVM_V1,
+        FacilitatorVerdict.UNSUPPORTED,
+        ["facilitator-unsupported"],
+    ),
+    (
+        "empty-kinds",
+        answer(200, v2(kinds=[])),
+        EVM_V2,
+        FacilitatorVerdict.UNSUPPORTED,
+        ["supported-kinds-empty", "facilitator-unsupported"],
+    ),
+    # The kind matching the offer carries an error: invalid.
+    (
+        "matching-solana-kind-without-fee-payer",
+        answer(200, v2(kind(2, SOLANA))),
+        SOLANA_V2,
+        FacilitatorVerdict.INVALID,
+        ["supported-feepayer-missing", "facilitator-kind-invalid"],
+    ),
+    (
+        "matching-solana-kind-with-a-placeholder-fee-payer",
+        answer(200, v2(kind(2, SOLANA, feePayer="..."))),
+        SOLANA_V2,
+        FacilitatorVerdict.INVALID,
+        ["supported-feepayer-invalid", "facilitator-kind-invalid"],
+    ),
+    (
+        "matching-kind-has-a-string-version",
+        answer(200, v2(kind("2", "eip155:84532"))),
+        EVM_V2,
+        FacilitatorVerdict.INVALID,
+        ["supported-kind-version-invalid", "facilitator-kind-invalid"],
+    ),
+    (
+        "matching-v2-kind-spells-its-network-the-v1-way",
+        answer(200, v2(kind(2, "base-sepolia"))),
+        EVM_V2,
+        FacilitatorVerdict.INVALID,
+        ["supported-network-not-caip2", "facilitator-kind-invalid"],
+    ),
+    # Matched through a network alias only: supported, with a warning.
+    (
+        "v1-offer-name-matches-a-v1-kind-caip2-id",
+        answer(200, {"kinds": [kind(1, "eip155:84532")]}),
+        EVM_V1,
+        FacilitatorVerdict.SUPPORTED,
+        ["facilitator-network-alias"],
+    ),
+    # A usable kind for the offer: supported (document findings about other things attached).
+    ("spec-document", answer(200, fixture06()), EVM_V2, FacilitatorVerdict.SUPPORTED, []),
+    (
+        "v1-kind-for-a-v1-offer",
+        answer(200, {"kinds": [kind(1, "base-sepolia")]}),
+        EVM_V1,
+        FacilitatorVerdict.SUPPORTED,
+        [],
+    ),
+    (
+        "solana-kind-with-the-offer-fee-payer",
+        answer(200, v2(SOLANA_OK)),
+        SOLANA_V2,
+        FacilitatorVerdict.SUPPORTED,
+        [],
+    ),
+    (
+        "solana-offer-with-another-fee-payer",
+        answer(200, v2(SOLANA_OK)),
+        SOLANA_V2_OTHER_FEE_PAYER,
+        FacilitatorVerdict.SUPPORTED,
+        ["facilitator-feepayer-mismatch"],
+    ),
+    (
+        "another-kind-is-broken",
+        answer(200, v2(SEPOLIA_V2, kind(2, SOLANA))),
+        EVM_V2,
+        FacilitatorVerdict.SUPPORTED,
+        ["supported-feepayer-missing"],
+    ),
+    (
+        "v2-document-without-signers-the-sdk-defaults-them",
+        answer(200, v2(SEPOLIA_V2, signers=_DROP)),
+        EVM_V2,
+        FacilitatorVerdict.SUPPORTED,
+        ["supported-signers-missing"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("respond", "challenge", "verdict", "expected"),
+    [pytest.param(*row[1:], id=row[0]) for row in VERDICT_PATHS],
+)
+def test_every_path_from_an_answer_to_a_verdict(
+    respond: Any, challenge: Challenge | None, verdict: FacilitatorVerdict, expected: list[str]
+) -> None:
+    """Fetch /supported through the real client (transport mocked), then judge the challenge."""
+    if respond is NO_FACILITATOR:
+        got, findings = facilitator_verdict(None, challenge)
+    else:
+
+        async def fetch() -> SupportedResult:
+            client = FacilitatorClient(
+                user_agent="x402-monitor-test",
+                clock=lambda: datetime(2026, 1, 1, tzinfo=UTC),
+                max_bytes=64 * 1024,
+                transport=httpx.MockTransport(respond),
+            )
+            async with client:
+                return await client.supported("https://facilitator.example/facilitator")
+
+        got, findings = asyncio.run(fetch()).verdict(challenge)
+    assert (got, codes(findings)) == (verdict, expected)
+    for item in findings:
+        assert item.severity is FACILITATOR_CODES[item.code].severity
+
+
+def test_the_path_table_covers_every_verdict() -> None:
+    assert {row[3] for row in VERDICT_PATHS} == set(FacilitatorVerdict)
+
+
+def test_an_invalid_kind_names_the_kind_and_its_error() -> None:
+    verdict, findings = check_offer(
+        parse(v2(kind(2, SOLANA))), offer(SOLANA, feePayer=OTHER_KEY), 2
+    )
+    assert verdict is FacilitatorVerdict.INVALID
+    item = findings[-1]
+    assert item.code == "facilitator-kind-invalid"
+    assert item.path == "accepts[0]"
+    assert "kinds[0]" in item.message
+    assert "(v2, exact, solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp)" in item.message
+    assert "extra.feePayer is missing" in item.message
+
+
 # The code registry ----------------------------------------------------------------------------
 
 
@@ -658,9 +1139,10 @@ def test_codes_are_registered_used_and_distinct_from_the_challenge_codes() -> No
     assert not set(FACILITATOR_CODES) & set(CODES)
     root = Path(__file__).resolve().parent.parent / "monitor"
     # The registry lives in facilitator_codes.py; the codes must be used by the checks.
-    sources = (root / "x402" / "facilitator.py").read_text() + (
-        root / "discovery" / "supported.py"
-    ).read_text()
+    sources = "".join(
+        (root / name).read_text()
+        for name in ("x402/facilitator.py", "x402/supported_document.py", "discovery/supported.py")
+    )
     used = set(re.findall(r'"((?:supported|facilitator)-[a-z0-9-]+)"', sources))
     assert used == set(FACILITATOR_CODES)
     for code, rule in FACILITATOR_CODES.items():

@@ -2,16 +2,38 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from tools import require_tool, run_tool
 
+from monitor.config import ThresholdsConfig
 from monitor.metrics import CONTENT_TYPE, SnapshotCollector, build_registry, render
-from monitor.models import Outcome, Status
-from monitor.snapshot import DurationHistogram, EndpointSnapshot, MonitorSnapshot
+from monitor.models import (
+    AssetVerdict,
+    Challenge,
+    CheckResult,
+    EndpointSpec,
+    FacilitatorVerdict,
+    Outcome,
+    Status,
+)
+from monitor.pages import store_snapshot
+from monitor.snapshot import (
+    DurationHistogram,
+    EndpointSnapshot,
+    MonitorSnapshot,
+    asset_verified_flag,
+    facilitator_supported_flag,
+)
+from monitor.store import Store
+from monitor.x402 import parse_challenge
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 CHECKED = datetime(2026, 3, 1, 11, 59, 30, tzinfo=UTC)
@@ -342,3 +364,177 @@ def test_promtool_check_metrics_catches_lint_problems() -> None:
     result = run_tool([promtool, "check", "metrics"], stdin=bad)
     assert result.returncode != 0
     assert "_total" in result.stdout + result.stderr
+
+
+# The three verdict gauges: what each verdict publishes, end to end from stored checks ----------
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "x402"
+
+
+@pytest.mark.parametrize(
+    ("verdict", "flag"),
+    [
+        (None, None),  # the latest check got no 402 to judge
+        (AssetVerdict.VERIFIED, True),
+        (AssetVerdict.MISMATCH, False),
+        (AssetVerdict.UNVERIFIED, False),  # an unknown token: nothing verified it
+        (AssetVerdict.UNKNOWN, None),  # no readable offer
+    ],
+)
+def test_asset_verified_flag(verdict: AssetVerdict | None, flag: bool | None) -> None:
+    assert asset_verified_flag(verdict) is flag
+
+
+@pytest.mark.parametrize(
+    ("verdict", "flag"),
+    [
+        (None, None),
+        (FacilitatorVerdict.SUPPORTED, True),
+        (FacilitatorVerdict.UNSUPPORTED, False),
+        (FacilitatorVerdict.INVALID, False),
+        (FacilitatorVerdict.UNREACHABLE, False),
+        (FacilitatorVerdict.UNKNOWN, None),  # no facilitator known, or no offer to check
+    ],
+)
+def test_facilitator_supported_flag(verdict: FacilitatorVerdict | None, flag: bool | None) -> None:
+    assert facilitator_supported_flag(verdict) is flag
+
+
+def test_flag_tables_name_every_verdict() -> None:
+    """A new verdict must be given a published value on purpose (this fails until it is)."""
+    assets = {AssetVerdict.VERIFIED, AssetVerdict.MISMATCH, AssetVerdict.UNVERIFIED}
+    assert assets | {AssetVerdict.UNKNOWN} == set(AssetVerdict)
+    facilitators = {"supported", "unsupported", "invalid", "unreachable", "unknown"}
+    assert {str(v) for v in FacilitatorVerdict} == facilitators
+
+
+def _challenge(name: str, edit: Callable[[dict[str, Any]], None] | None = None) -> Challenge:
+    """Parse a fixture as the endpoint sent it: a .b64 file as the v2 header, JSON as the body."""
+    raw = (FIXTURES / name).read_bytes()
+    header = name.endswith(".b64")
+    document = json.loads(base64.b64decode(raw) if header else raw)
+    if edit is not None:
+        edit(document)
+    encoded = json.dumps(document).encode()
+    if header:
+        return parse_challenge({"payment-required": base64.b64encode(encoded).decode()}, b"{}")
+    return parse_challenge({}, encoded)
+
+
+def _wrong_domain(document: dict[str, Any]) -> None:
+    document["accepts"][0]["extra"]["name"] = "Not The Token"
+
+
+def _unknown_token(document: dict[str, Any]) -> None:
+    document["accepts"][0]["asset"] = "0x" + "12" * 20
+
+
+def _no_offers(document: dict[str, Any]) -> None:
+    document["accepts"] = []
+
+
+V2_HEADER = "02a-v2-evm-spec-PAYMENT-REQUIRED-header.b64"
+V1_BODY = "01-v1-evm-spec-base-sepolia.json"
+V2_BODY_ONLY = "02b-v2-evm-spec-decoded.json"  # a v2 document in the body only: invalid
+S = FacilitatorVerdict
+
+# id: the endpoint's checks, oldest first, as (challenge or None, facilitator verdict); then the
+# expected gauges (payment requirements valid, asset verified, facilitator supported), None =
+# the series is absent.
+VERDICT_ROWS: list[
+    tuple[str, list[tuple[Challenge | None, FacilitatorVerdict]], tuple[Any, Any, Any]]
+] = [
+    ("no-facilitator", [(_challenge(V2_HEADER), S.UNKNOWN)], (1, 1, None)),
+    ("supported", [(_challenge(V2_HEADER), S.SUPPORTED)], (1, 1, 1)),
+    ("unsupported", [(_challenge(V2_HEADER), S.UNSUPPORTED)], (1, 1, 0)),
+    ("facilitator-invalid", [(_challenge(V1_BODY), S.INVALID)], (1, 1, 0)),
+    ("facilitator-unreachable-and-endpoint-down", [(None, S.UNREACHABLE)], (None, None, 0)),
+    ("no-answer-no-facilitator", [(None, S.UNKNOWN)], (None, None, None)),
+    (
+        "was-fine-then-no-answer",
+        [(_challenge(V2_HEADER), S.SUPPORTED), (None, S.UNKNOWN)],
+        (None, None, None),
+    ),
+    (
+        "was-fine-then-wrong-domain-and-unsupported",
+        [(_challenge(V2_HEADER), S.SUPPORTED), (_challenge(V1_BODY, _wrong_domain), S.UNSUPPORTED)],
+        (0, 0, 0),
+    ),
+    (
+        "never-passed-but-verified-and-supported",
+        [(_challenge(V2_BODY_ONLY), S.SUPPORTED)],
+        (0, 1, 1),
+    ),
+    ("unknown-token", [(_challenge(V1_BODY, _unknown_token), S.SUPPORTED)], (1, 0, 1)),
+    ("no-readable-offer", [(_challenge(V1_BODY, _no_offers), S.UNKNOWN)], (0, None, None)),
+]
+
+
+def test_the_verdict_rows_hold_the_verdicts_they_claim() -> None:
+    rows = {name: checks for name, checks, _ in VERDICT_ROWS}
+    assert rows["never-passed-but-verified-and-supported"][0][0] is not None
+    latest = {name: checks[-1][0] for name, checks in rows.items()}
+    verdicts = {name: c.asset_verdict if c else None for name, c in latest.items()}
+    assert verdicts["was-fine-then-wrong-domain-and-unsupported"] is AssetVerdict.MISMATCH
+    assert verdicts["never-passed-but-verified-and-supported"] is AssetVerdict.VERIFIED
+    assert verdicts["unknown-token"] is AssetVerdict.UNVERIFIED
+    assert verdicts["no-readable-offer"] is AssetVerdict.UNKNOWN
+
+
+def test_verdict_gauges_follow_the_latest_check_and_are_absent_when_unknown(
+    tmp_path: Path,
+) -> None:
+    """Store real checks, build the snapshot as the service does, and scrape it.
+
+    Each gauge publishes the latest check's verdict, as the endpoint's page shows it: 1 or 0,
+    or no series when that verdict is unknown (never a fake 0, never an older pass's value).
+    """
+    store = Store.open(f"sqlite:///{tmp_path}/monitor.db")
+    t0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    urls = {name: f"https://{name}.example/pay" for name, _, _ in VERDICT_ROWS}
+    store.sync_config_endpoints([EndpointSpec(url, "GET") for url in urls.values()], t0)
+    ids = {endpoint.spec.url: endpoint.id for endpoint in store.endpoints()}
+    for step in range(max(len(checks) for _, checks, _ in VERDICT_ROWS)):
+        at = t0 + timedelta(minutes=step)
+        results = []
+        for name, checks, _ in VERDICT_ROWS:
+            if step >= len(checks):
+                continue
+            challenge, facilitator = checks[step]
+            outcome = (
+                Outcome.HARD_FAIL
+                if challenge is None
+                else (Outcome.PASS if challenge.valid else Outcome.SOFT_FAIL)
+            )
+            result = CheckResult(
+                urls[name],
+                "GET",
+                False,
+                at,
+                outcome,
+                None if challenge is None else 402,
+                None if challenge is None else 80.0,
+                None if outcome is Outcome.PASS else "failed",
+                challenge,
+                facilitator_verdict=facilitator,
+            )
+            results.append((ids[urls[name]], result))
+        store.save_round(results, ThresholdsConfig(), timedelta(minutes=1))
+    snapshot = store_snapshot(store, t0 + timedelta(minutes=5))
+    store.close()
+
+    series = _series(_scrape(snapshot))
+    slugs = {
+        dict(labels)["url"]: dict(labels)["endpoint"] for labels in series["x402_endpoint_info"]
+    }
+    gauges = (
+        "x402_payment_requirements_valid",
+        "x402_asset_verified",
+        "x402_facilitator_supported",
+    )
+    published = {name: _by_endpoint(series[name]) for name in gauges}
+    got = {
+        name: tuple(published[gauge].get(slugs[urls[name]]) for gauge in gauges)
+        for name, _, _ in VERDICT_ROWS
+    }
+    assert got == {name: expected for name, _, expected in VERDICT_ROWS}

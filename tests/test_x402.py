@@ -8,6 +8,7 @@ import json
 import random
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,9 @@ from monitor.x402 import (
     registry_markdown,
 )
 from monitor.x402 import to_caip2 as caip2_of
-from monitor.x402.decode import MAX_JSON_DEPTH, MAX_OFFERS, b64decode_lenient
+from monitor.x402.decode import MAX_FINDINGS, MAX_JSON_DEPTH, MAX_OFFERS, b64decode_lenient
 from monitor.x402.networks import AMBIGUOUS_V1_NETWORKS, KNOWN_CAIP2, is_ambiguous
+from monitor.x402.transport import MAX_JSON_VALUES
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "x402"
 HEADER = "payment-required"
@@ -77,6 +79,28 @@ def build(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]
         else:
             node[key] = value
     return document
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A body as the probe reports it (ProbeFacts): cut at its limit, or unreadable as sent."""
+
+    body: bytes
+    truncated: bool = False
+    error: str | None = None
+
+
+def _body(body: Any) -> bytes:
+    return body if isinstance(body, bytes) else json.dumps(body).encode()
+
+
+def _parse(headers: dict[str, str], body: Any) -> Challenge:
+    """Parse a table row's answer: JSON, bytes, or a `Sent` body with the probe's facts."""
+    if isinstance(body, Sent):
+        return parse_challenge(
+            headers, body.body, body_truncated=body.truncated, body_error=body.error
+        )
+    return parse_challenge(headers, _body(body))
 
 
 def v1(**changes: Any) -> Challenge:
@@ -253,7 +277,13 @@ MEGAETH_V2 = build(
 )
 AMOY_V1 = build(V1_DOC, {"accepts.0.network": "polygon-amoy", "accepts.0.asset": AMOY_USDC})
 DEEP = "[" * (MAX_JSON_DEPTH + 1) + "]" * (MAX_JSON_DEPTH + 1)
+WIDE = '{"x402Version": 1, "accepts": [], "junk": [' + "{}," * MAX_JSON_VALUES + "{}]}"
+"""A challenge of more values than are parsed: 1 MiB of `{},` would be 350,000 objects."""
 SECOND_OFFER_BAD = build(V1_DOC, {"accepts": [V1_DOC["accepts"][0], {"scheme": "exact"}]})
+_CUT_V1 = _body(build(V1_DOC, {"accepts.0.description": "d" * 5000}))[:4096]
+_SLOW = build(V1_DOC, {"accepts.0.maxTimeoutSeconds": 86400, "accepts.0.asset": "0x" + "1" * 40})
+MANY_WARNINGS = build(V1_DOC, {"accepts": [_SLOW["accepts"][0]] * MAX_OFFERS})
+"""100 valid offers with two warnings each (long timeout, unknown asset): over MAX_FINDINGS."""
 
 # (id, headers, body, code, severity, path)
 # fmt: off
@@ -265,7 +295,12 @@ CASES: list[tuple[str, dict[str, str], Any, str, Severity, str]] = [
     ("not json", {}, b"Payment Required", "body-not-json", Severity.ERROR, ""),
     ("not utf-8", {}, b"\xff\xfe\x00{", "body-not-json", Severity.ERROR, ""),
     ("json array", {}, [V1_DOC], "body-not-object", Severity.ERROR, ""),
+    ("body cut at the probe's limit", {}, Sent(_CUT_V1, truncated=True), "body-too-large",
+     Severity.ERROR, ""),
+    ("body unreadable as sent", {}, Sent(b"", error="Content-Encoding 'br' is not decoded"),
+     "body-unreadable", Severity.ERROR, ""),
     ("deep body", {}, DEEP.encode(), "json-too-deep", Severity.ERROR, ""),
+    ("wide body", {}, WIDE.encode(), "json-too-large", Severity.ERROR, ""),
     ("empty header", {HEADER: "  "}, V1_DOC, "header-empty", Severity.WARNING, ""),
     ("large header", {HEADER: encode(LARGE_V2)}, b"", "header-large", Severity.WARNING, ""),
     ("header over 16 KB", {HEADER: encode(HUGE_V2)}, b"", "header-over-16kb", Severity.ERROR,
@@ -338,6 +373,8 @@ CASES: list[tuple[str, dict[str, str], Any, str, Severity, str]] = [
      "amount-invalid", Severity.ERROR, "accepts[0].maxAmountRequired"),
     ("amount zero", {HEADER: encode(build(V2_DOC, {"accepts.0.amount": "0"}))}, b"",
      "amount-zero", Severity.ERROR, "accepts[0].amount"),
+    ("amount over uint256", {}, build(V1_DOC, {"accepts.0.maxAmountRequired": str(2**256)}),
+     "amount-too-large", Severity.ERROR, "accepts[0].maxAmountRequired"),
     ("amount missing", {HEADER: encode(build(V2_DOC, {"accepts.0.amount": DELETE}))}, b"",
      "field-missing", Severity.ERROR, "accepts[0].amount"),
     ("timeout string", {}, build(V1_DOC, {"accepts.0.maxTimeoutSeconds": "60"}),
@@ -394,12 +431,9 @@ CASES: list[tuple[str, dict[str, str], Any, str, Severity, str]] = [
      Severity.WARNING, "accepts"),
     ("one of two invalid", {}, SECOND_OFFER_BAD, "offers-partly-invalid", Severity.ERROR,
      "accepts"),
+    ("too many findings", {}, MANY_WARNINGS, "findings-truncated", Severity.INFO, ""),
 ]
 # fmt: on
-
-
-def _body(body: Any) -> bytes:
-    return body if isinstance(body, bytes) else json.dumps(body).encode()
 
 
 @pytest.mark.parametrize(
@@ -410,7 +444,7 @@ def _body(body: Any) -> bytes:
 def test_finding_table(
     headers: dict[str, str], body: Any, code: str, severity: Severity, path: str
 ) -> None:
-    challenge = parse_challenge(headers, _body(body))
+    challenge = _parse(headers, body)
     matches = [f for f in challenge.findings if f.code == code]
     assert matches, challenge.findings
     assert (matches[0].severity, matches[0].path) == (severity, path)
@@ -444,7 +478,7 @@ def test_registry_renders_as_a_markdown_table() -> None:
 
 def test_every_message_names_the_problem_and_the_fix() -> None:
     for _, headers, body, _, _, _ in CASES:
-        for item in parse_challenge(headers, _body(body)).findings:
+        for item in _parse(headers, body).findings:
             problem, _, fix = item.message.partition("; ")
             assert problem, item
             assert fix, item
@@ -474,11 +508,12 @@ def test_offer_errors_do_not_leak_between_indexes() -> None:
     assert only(challenge, "field-empty").path == "accepts[10].payTo"
 
 
-def test_offers_are_capped_so_findings_stay_bounded() -> None:
-    challenge = v1(accepts=[{"scheme": "exact"}] * 20_000)
+def test_offers_and_findings_are_capped() -> None:
+    challenge = v1(accepts=[{"scheme": "exact"}] * 5_000)  # 10,000 values: under the bound
     assert len(challenge.offers) == MAX_OFFERS
-    assert len(challenge.findings) < 10 * MAX_OFFERS
-    assert only(challenge, "accepts-too-many").message.startswith("accepts lists 20000 offers")
+    assert len(challenge.findings) == MAX_FINDINGS
+    assert only(challenge, "accepts-too-many").message.startswith("accepts lists 5000 offers")
+    assert challenge.findings[-1].code == "findings-truncated"
 
 
 def test_envelope_error_makes_the_challenge_invalid_despite_valid_offers() -> None:
@@ -1003,11 +1038,19 @@ def test_seller_decimals_do_not_override_the_table() -> None:
     assert challenge.offers[0].price == "$0.01"
 
 
-def test_amounts_longer_than_pythons_int_limit_are_still_read() -> None:
+def test_amounts_longer_than_pythons_int_limit_are_too_large_not_a_crash() -> None:
     amount = "9" * 5000  # int() refuses strings over 4300 digits
     challenge = v1(accepts__0__maxAmountRequired=amount)
-    assert challenge.valid, challenge.findings
-    assert challenge.offers[0].price == f"${'9' * 4994}.999999"
+    assert codes(challenge) == ["amount-too-large"]
+    assert challenge.offers[0].price is None
     body = build(V1_DOC, {"accepts.0.maxAmountRequired": amount})
     header = encode(build(V2_DOC, {"accepts.0.amount": "0" + amount}))
-    assert codes(parse_challenge({HEADER: header}, _body(body))) == []
+    # Both sides are too large; compared digit by digit, they are the same amount.
+    both = parse_challenge({HEADER: header}, _body(body))
+    assert codes(both) == ["body-challenge-invalid", "amount-too-large"]
+
+
+def test_the_largest_uint256_amount_is_read_exactly() -> None:
+    challenge = v1(accepts__0__maxAmountRequired=str(2**256 - 1))
+    assert challenge.valid, challenge.findings
+    assert challenge.offers[0].price == f"${(2**256 - 1) // 10**6}.{(2**256 - 1) % 10**6:06d}"

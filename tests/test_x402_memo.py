@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import base58
 import pytest
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 from monitor import assess as assess_module
 from monitor.assess import assess
 from monitor.models import Challenge, Finding, ProbeFacts, Severity
+from monitor.untrusted import clean_json
 from monitor.x402 import ChallengeMemo, parse_challenge
 from monitor.x402 import memo as memo_module
 from monitor.x402.decode import b64decode_lenient, loads_bounded
@@ -52,6 +54,8 @@ def _inputs() -> list[tuple[str, dict[str, str], bytes]]:
         ("text body", {"content-type": "text/plain"}, b"oops"),
         ("empty answer", {}, b""),
         ("broken header", {"payment-required": "!!"}, b""),
+        ("escaped surrogates", {}, v1.replace(b'"USDC"', b'"USDC\\ud800\\u0000"')),
+        ("raw surrogate bytes", {}, v1.replace(b'"USDC"', b'"USDC\xed\xa0\x80"')),
     ]
     return cases
 
@@ -144,6 +148,32 @@ def test_a_different_body_is_parsed_afresh(
     after = memo.parse(SLOT, headers, other_body)
     assert after is not before
     assert after == parse_challenge(headers, other_body)
+
+
+PROBE_STATES = [
+    {},
+    {"body_truncated": True},
+    {"body_error": "invalid gzip data"},
+    {"body_error": "Content-Encoding 'br' is not decoded"},
+    {"body_truncated": True, "body_error": "invalid gzip data"},
+]
+"""What the probe can say about a body beside its bytes (ProbeFacts.body_truncated/body_error)."""
+
+
+@pytest.mark.parametrize("first", PROBE_STATES)
+@pytest.mark.parametrize("second", PROBE_STATES)
+@pytest.mark.parametrize(
+    ("headers", "body"),
+    [({}, b'{"x402Version": 1, "accepts": ['), ({"payment-required": "!!"}, b""), ({}, b"")],
+)
+def test_the_probe_body_facts_are_part_of_the_key(
+    first: dict[str, Any], second: dict[str, Any], headers: dict[str, str], body: bytes
+) -> None:
+    memo = ChallengeMemo()
+    memo.parse(SLOT, headers, body, **first)
+    again = memo.parse(SLOT, headers, body, **second)
+    assert again == parse_challenge(headers, body, **second)
+    assert memo.hits == (1 if first == second else 0)
 
 
 def test_every_header_the_parser_reads_is_part_of_the_key() -> None:
@@ -276,7 +306,7 @@ def test_internal_errors_are_not_remembered(monkeypatch: pytest.MonkeyPatch) -> 
     broken = Challenge(
         None, None, None, (), (Finding("challenge-unreadable", Severity.ERROR, "x"),), False
     )
-    monkeypatch.setattr(memo_module, "parse_challenge", lambda headers, body: broken)
+    monkeypatch.setattr(memo_module, "parse_challenge", lambda headers, body, **_: broken)
     memo = ChallengeMemo()
     memo.parse(SLOT, {}, b"{}")
     monkeypatch.undo()
@@ -346,6 +376,35 @@ def test_the_shared_decoder_accepts_and_refuses_what_json_loads_does(text: str) 
             return "refused", (type(exc), str(exc))
 
     assert outcome(loads_bounded) == outcome(lambda t: json.loads(t, parse_constant=reject))
+
+
+_ANY_TEXT = st.text(
+    st.characters(categories=["Cs", "Cc", "Cf", "Zl", "Ll", "Nd", "Po"])
+    | st.sampled_from(["\\", "u", "b", "f", "D", "0", "\x7f"]),
+    max_size=16,
+)
+_TEXT_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(10**6), 10**6) | _ANY_TEXT,
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(_ANY_TEXT, children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_TEXT_JSON, st.booleans())
+def test_skipping_the_clean_walk_gives_what_the_walk_gives(value: Any, ensure_ascii: bool) -> None:
+    # The shortcut skips clean_json when the text cannot decode to an unsafe character.
+    text = json.dumps(value, ensure_ascii=ensure_ascii)
+    assert loads_bounded(text) == clean_json(json.loads(text))
+
+
+@pytest.mark.parametrize(
+    "text", ['"\\b\\f"', '"\\u001F\\u007F"', '"\\uDBFF"', '"\\\\u0000"', '{"\\u0000": 1}']
+)
+def test_every_escape_of_an_unsafe_character_is_cleaned(text: str) -> None:
+    assert loads_bounded(text) == clean_json(json.loads(text))
 
 
 def test_a_doubled_bom_is_still_not_json() -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -11,6 +13,8 @@ from hypothesis import strategies as st
 
 from monitor.models import AssetVerdict, Challenge, Severity
 from monitor.x402 import parse_challenge
+from monitor.x402.codes import MAX_MESSAGE_CHARS, MAX_PATH_CHARS
+from monitor.x402.decode import MAX_FINDINGS
 
 HEADER = "payment-required"
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -66,6 +70,26 @@ def _assert_verdict(challenge: Challenge) -> None:
         assert challenge.valid == bool(challenge.offers)
     for offer in challenge.offers:
         assert offer.price is None or isinstance(offer.price, str)
+    assert len(challenge.findings) <= MAX_FINDINGS
+    for item in challenge.findings:
+        assert len(item.message) <= MAX_MESSAGE_CHARS
+        assert len(item.path) <= MAX_PATH_CHARS
+    for text in _strings(challenge):
+        text.encode("utf-8")  # no lone surrogate reaches a sink
+        assert all(ord(character) >= 32 or character in "\t\n\r" for character in text)
+
+
+def _strings(value: Any) -> list[str]:
+    """Return every string of a result: dataclass fields, mappings (keys too), sequences."""
+    if isinstance(value, str):
+        return [value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return [t for f in dataclasses.fields(value) for t in _strings(getattr(value, f.name))]
+    if isinstance(value, Mapping):
+        return [t for key, item in value.items() for t in (*_strings(key), *_strings(item))]
+    if isinstance(value, list | tuple):
+        return [t for item in value for t in _strings(item)]
+    return []
 
 
 def _encode(value: Any) -> str:
@@ -102,3 +126,34 @@ def test_arbitrary_header_strings(header: str, body: bytes) -> None:
 @given(st.dictionaries(st.text(max_size=30), st.text(max_size=60), max_size=5), st.binary())
 def test_arbitrary_header_maps(headers: dict[str, str], body: bytes) -> None:
     _assert_verdict(parse_challenge(headers, body))
+
+
+_HOSTILE_TEXT = st.text(
+    st.characters(categories=["Cs", "Cc", "Zl", "Nd", "Ll"]) | st.sampled_from("\ud800\x00\n"),
+    max_size=12,
+)
+"""Text with lone surrogates, control characters and line separators."""
+
+HOSTILE = st.recursive(
+    _SCALARS | _HOSTILE_TEXT,
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(_KEYS | _HOSTILE_TEXT, children, max_size=6)
+    ),
+    max_leaves=30,
+)
+
+
+@SETTINGS
+@given(
+    st.fixed_dictionaries(
+        {"x402Version": st.sampled_from([1, 2]), "accepts": st.lists(HOSTILE, max_size=4)},
+        optional={"resource": HOSTILE, "error": HOSTILE, "extensions": HOSTILE},
+    )
+    | HOSTILE
+)
+def test_hostile_text_anywhere_comes_out_encodable(document: Any) -> None:
+    # ensure_ascii keeps the surrogates as \ud800 escapes, as a hostile server sends them.
+    text = json.dumps(document)
+    _assert_verdict(parse_challenge({}, text.encode()))
+    _assert_verdict(parse_challenge({HEADER: _encode(document)}, b""))

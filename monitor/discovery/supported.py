@@ -1,6 +1,7 @@
 """Fetch facilitators' `GET /supported`, bounded in time and bytes and cached (edge: httpx).
 
-The HTTP side of the facilitator check (issue 3, point 5); judging is `monitor.x402.facilitator`.
+The HTTP side of the facilitator check (issue 3, point 5); reading the document is
+`monitor.x402.supported_document`, judging offers against it `monitor.x402.facilitator`.
 One shared `httpx.AsyncClient`; every failure becomes a `SupportedResult`, never an exception.
 
 No address policy here, unlike `monitor.probe`: a facilitator URL is not a probe target taken in
@@ -14,7 +15,12 @@ Outcomes (x402-conformance S0: only a 200 JSON answer is a usable /supported):
   connect/DNS/TLS error, timeout, 5xx, 429 → unreachable (an outage: retried after the short
   negative TTL); 401/403 → reachable, invalid (`supported-auth`: the list needs credentials);
   other non-200 (404: wrong base URL) → reachable, invalid (`supported-http-status`);
-  200 over `max_bytes` → invalid (`supported-too-large`); 200 → `parse_supported`.
+  200 over `max_bytes` once decoded → invalid (`supported-too-large`); 200 whose
+  Content-Encoding cannot be decoded (`br`, corrupt, a decompression bomb) → invalid
+  (`supported-not-json`); 200 → `parse_supported`, whose
+  result is invalid when it is not JSON or of a shape the official SDK refuses (grouped
+  kinds…). Every invalid answer makes the verdict `invalid` for every offer; unreachable makes
+  it `unreachable`.
 """
 
 from __future__ import annotations
@@ -27,16 +33,15 @@ from datetime import datetime, timedelta
 
 import httpx
 
-from monitor.discovery.client import MAX_REDIRECTS, JsonClientOwner
+from monitor.discovery.client import MAX_REDIRECTS, AnswerError, JsonClientOwner
 from monitor.models import Challenge, FacilitatorVerdict, Finding
-from monitor.x402.facilitator import Supported, facilitator_verdict, parse_supported, unusable
+from monitor.x402.facilitator import facilitator_verdict
+from monitor.x402.supported_document import Supported, parse_supported, unusable
 
 logger = logging.getLogger(__name__)
 
 MAX_SUPPORTED_BYTES = 1024 * 1024
 """Largest /supported body read (x402-conformance reads at most 1 MiB too)."""
-
-_CHUNK = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -78,7 +83,7 @@ class FacilitatorClient(JsonClientOwner):
     """Fetch and cache facilitators' /supported through one shared client; async context manager.
 
     Results are cached per /supported URL: a usable document for `ttl`; anything else
-    (unreachable, non-200, oversized, unreadable) only for `negative_ttl`, default
+    (unreachable, non-200, oversized, malformed) only for `negative_ttl`, default
     min(ttl, 60 s), so the end of an outage is noticed soon without hammering the facilitator.
     Concurrent calls for one URL share a single request. `clock` dates results and drives
     expiry (tests pass a fake one; nothing here sleeps). The cache holds one entry per
@@ -138,6 +143,7 @@ class FacilitatorClient(JsonClientOwner):
     async def _fetch(self, url: str) -> SupportedResult:
         """GET one /supported within the timeout and byte cap; classify the answer."""
         fetched_at = self._clock()
+        shown = _redacted(url)  # findings are stored and published: no userinfo or query
 
         def unreachable(error: str, status: int | None = None) -> SupportedResult:
             logger.info("facilitator %s unreachable: %s", _redacted(url), error)
@@ -148,14 +154,13 @@ class FacilitatorClient(JsonClientOwner):
             return SupportedResult(url, document, True, error, fetched_at, status)
 
         try:
-            # httpx timeouts are per read; the outer bound stops a server that drips bytes.
-            async with asyncio.timeout(self._timeout):
-                async with self._client.stream("GET", url) as response:
-                    status = response.status_code
-                    if status != 200:
-                        body, too_large = b"", False  # the body of an error is not needed
-                    else:
-                        body, too_large = await self._read_capped(response)
+            answer = await self.get_body(url, max_bytes=self._max_bytes)
+        except AnswerError as exc:  # a 200 whose body cannot be used
+            if exc.reason == "too-large":
+                problem = f"{shown} is larger than {self._max_bytes} bytes"
+                return invalid(unusable("supported-too-large", problem), "body too large", 200)
+            problem = f"{shown} cannot be decoded: {exc.detail}"
+            return invalid(unusable("supported-not-json", problem), "undecodable body", 200)
         except (TimeoutError, httpx.TimeoutException):
             return unreachable(f"timeout after {self._timeout:g} s")
         except httpx.TooManyRedirects:
@@ -164,31 +169,17 @@ class FacilitatorClient(JsonClientOwner):
             return unreachable(f"unusable facilitator URL: {exc}")
         except httpx.HTTPError as exc:  # connect, DNS, TLS, protocol: the peer cannot be used
             return unreachable(f"connection failed: {str(exc) or type(exc).__name__}")
+        status = answer.status
         if status >= 500 or status == 429:
             return unreachable(f"HTTP {status}", status)
         if status in (401, 403):
-            problem = f"{url} answered HTTP {status}: it needs credentials the monitor lacks"
+            problem = f"{shown} answered HTTP {status}: it needs credentials the monitor lacks"
             return invalid(unusable("supported-auth", problem), f"HTTP {status}", status)
         if status != 200:
-            problem = f"{url} answered HTTP {status}"
+            problem = f"{shown} answered HTTP {status}"
             fix = "check the facilitator base URL: /supported is appended to it"
             document = unusable("supported-http-status", problem, fix)
             return invalid(document, f"HTTP {status}", status)
-        if too_large:
-            problem = f"{url} is larger than {self._max_bytes} bytes"
-            document = unusable("supported-too-large", problem)
-            return invalid(document, "body too large", status)
-        document = parse_supported(body)
+        document = parse_supported(answer.body or b"")
         error = None if document.valid else "malformed /supported"
         return SupportedResult(url, document, True, error, fetched_at, status)
-
-    async def _read_capped(self, response: httpx.Response) -> tuple[bytes, bool]:
-        """Read at most `max_bytes`; return (body, whether the body was larger)."""
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.aiter_bytes(_CHUNK):
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > self._max_bytes:
-                return b"", True
-        return b"".join(chunks), False

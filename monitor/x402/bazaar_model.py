@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from monitor.models import Finding, JsonValue, Severity
 from monitor.x402.bazaar_codes import BAZAAR_CODES
 from monitor.x402.bazaar_schema import Problem
-from monitor.x402.codes import type_name
+from monitor.x402.codes import bounded_finding, type_name
 
 _W, _I = Severity.WARNING, Severity.INFO
 
@@ -119,12 +119,13 @@ def body_kind(body: JsonValue, *, field_map: bool) -> str | None:
 
 
 class _Findings(list[Finding]):
-    """Findings of one `describe` call, capped at MAX_FINDINGS."""
+    """Findings of one `describe` call, capped at MAX_FINDINGS, each one bounded line."""
 
     def add(self, code: str, path: str, problem: str) -> None:
         if len(self) < MAX_FINDINGS:
             rule = BAZAAR_CODES[code]
-            self.append(Finding(code, rule.severity, f"{problem}; {rule.fix}", path))
+            # Paths hold the seller's own keys (info does not match schema at `a.<key>`).
+            self.append(bounded_finding(code, rule.severity, f"{problem}; {rule.fix}", path))
 
     def extend_problems(self, problems: list[Problem]) -> None:
         for code, path, problem in problems:

@@ -25,6 +25,7 @@ from referencing import Registry, Resource
 from referencing.exceptions import NoSuchResource, Unresolvable
 
 from monitor.models import JsonValue
+from monitor.untrusted import clean_line
 
 Problem = tuple[str, str, str]
 """(finding code, JSON path, what is wrong) — bazaar.py adds severity and fix."""
@@ -170,11 +171,17 @@ def external_references(schema: JsonValue) -> list[str]:
             for key in REFERENCE_KEYS:
                 target = node.get(key)
                 if key in node and not (isinstance(target, str) and target.startswith("#")):
-                    found.append(f"{key}: {str(target)[:100]}")
+                    shown = target if isinstance(target, str) else type(target).__name__
+                    found.append(f"{key}: {clean_line(shown, 100)}")
             stack.extend(node.values())
         elif isinstance(node, list):
             stack.extend(node)
     return found
+
+
+def _line(error: Exception, limit: int) -> str:
+    """Return an exception's text (which may quote the seller's schema) as one bounded line."""
+    return clean_line(str(error), limit)
 
 
 def _dotted(base: str, parts: Iterator[Any] | Any) -> str:
@@ -222,10 +229,10 @@ def validate_info(
             islice(_Validator(cleaned, registry=_REGISTRY).iter_errors(instance), MAX_ERRORS)
         )
     except SchemaError as exc:
-        problem = f"schema is not a valid JSON Schema: {exc.message[:200]}"
+        problem = f"schema is not a valid JSON Schema: {clean_line(exc.message, 200)}"
         return [*problems, ("bazaar-schema-invalid", _dotted(f"{base}.schema", exc.path), problem)]
     except Unresolvable as exc:
-        problem = f"schema reference cannot be resolved without fetching it ({str(exc)[:120]})"
+        problem = f"schema reference cannot be resolved without fetching it ({_line(exc, 120)})"
         return [*problems, ("bazaar-schema-external-ref", f"{base}.schema", problem)]
     except (_BudgetExceededError, RecursionError):
         problem = f"schema references expand without end (over {MAX_REF_EXPANSIONS} or recursive)"
@@ -235,7 +242,7 @@ def validate_info(
     error = best_match(errors)
     if error is not None:
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        problem = f"info does not match schema: {error.message[:200]}{more}"
+        problem = f"info does not match schema: {clean_line(error.message, 200)}{more}"
         path = _dotted(f"{base}.info", error.absolute_path)
         problems.append(("bazaar-info-schema-mismatch", path, problem))
     return problems
@@ -366,7 +373,7 @@ def schema_problems(
     if "input" not in properties and "input" not in required_names:
         names = (set(map(str, properties)) | required_names) - {"output"}
         if names:
-            shown = ", ".join(sorted(names)[:5])
+            shown = ", ".join(clean_line(name, 40) for name in sorted(names)[:5])
             also = " (the same fields as info.input)" if names & _declared_names(info) else ""
             problem = f"schema describes {shown}{also}, not info.input"
             # Validating would only repeat the same mistake as a mismatch.

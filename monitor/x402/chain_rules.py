@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping
 
 from monitor.models import Finding, JsonValue
 from monitor.x402.assets import TRANSFER_METHODS, domain_issues, lookup, transfer_method
-from monitor.x402.codes import finding, type_name
+from monitor.x402.codes import finding, shown, type_name
 from monitor.x402.context import MAX_OFFERS, OfferContext, offer_caip2
 from monitor.x402.formats import address_problem, namespace_of
 from monitor.x402.networks import KNOWN_CAIP2
@@ -64,7 +64,7 @@ def check_addresses(ctx: OfferContext) -> Iterator[Finding]:
         problem = address_problem(ctx.namespace, value) if value is not None else None
         if value is not None and problem is not None:
             path = ctx.path(key)
-            yield finding("address-invalid", path, f"{path} {value[:64]!r} {problem}")
+            yield finding("address-invalid", path, f"{path} {shown(value)} {problem}")
 
 
 def check_evm_exact(ctx: OfferContext) -> Iterator[Finding]:
@@ -77,8 +77,7 @@ def check_evm_exact(ctx: OfferContext) -> Iterator[Finding]:
     method = transfer_method(extra)
     if method not in TRANSFER_METHODS:
         path = ctx.path("extra.assetTransferMethod")
-        shown = repr(method) if isinstance(method, str) else type_name(method)
-        yield finding("transfer-method-invalid", path, f"{path} is {shown[:40]}")
+        yield finding("transfer-method-invalid", path, f"{path} is {shown(method, 40)}")
         return
     if method != "eip3009":
         return
@@ -113,7 +112,7 @@ def check_svm_exact(ctx: OfferContext) -> Iterator[Finding]:
     if not isinstance(fee_payer, str):
         yield finding("address-invalid", path, f"{path} is {type_name(fee_payer)}")
     elif (problem := address_problem("solana", fee_payer)) is not None:
-        yield finding("address-invalid", path, f"{path} {fee_payer[:64]!r} {problem}")
+        yield finding("address-invalid", path, f"{path} {shown(fee_payer)} {problem}")
 
 
 def check_asset(ctx: OfferContext) -> Iterator[Finding]:
@@ -131,7 +130,7 @@ def check_asset(ctx: OfferContext) -> Iterator[Finding]:
     path = ctx.path("asset")
     if row is None:
         where = caip2 if caip2 in KNOWN_CAIP2 else f"{caip2} (a network the monitor does not know)"
-        problem = f"{path} {asset[:64]!r} is not a known token on {where}"
+        problem = f"{path} {shown(asset)} is not a known token on {where}"
         yield finding("asset-unverified", path, problem)
         return
     if ctx.namespace != "eip155" or ctx.entry.get("scheme") != "exact":
@@ -143,7 +142,7 @@ def check_asset(ctx: OfferContext) -> Iterator[Finding]:
         yield finding("asset-method-mismatch", path, problem)
     for issue in domain_issues(row, extra):
         key_path = ctx.path(f"extra.{issue.key}")
-        problem = f"{key_path} {issue.actual[:40]!r} is not {row.symbol}'s {issue.expected!r}"
+        problem = f"{key_path} {shown(issue.actual, 40)} is not {row.symbol}'s {issue.expected!r}"
         if method == "eip3009" and issue.confirmed:
             yield finding("asset-domain-mismatch", key_path, problem)
         elif method == "eip3009":
@@ -162,8 +161,7 @@ def check_payment_flow(ctx: OfferContext) -> Iterator[Finding]:
     value = extra["paymentFlow"]
     if value not in PAYMENT_FLOWS:
         path = ctx.path("extra.paymentFlow")
-        shown = repr(value) if isinstance(value, str) else type_name(value)
-        yield finding("payment-flow-unknown", path, f"{path} is {shown[:40]}")
+        yield finding("payment-flow-unknown", path, f"{path} is {shown(value, 40)}")
 
 
 def _fold(namespace: str | None, value: str) -> str:

@@ -10,8 +10,18 @@ from collections.abc import Mapping
 from typing import NamedTuple
 
 from monitor.models import Finding, JsonValue, Severity
+from monitor.untrusted import bound, clean_line
 
 _E, _W, _I = Severity.ERROR, Severity.WARNING, Severity.INFO
+
+MAX_MESSAGE_CHARS = 500
+"""Longest finding message kept (real ones are under 200 characters; bazaar ones under 450)."""
+MAX_PATH_CHARS = 200
+"""Longest finding path kept: paths can hold an endpoint's own keys (`unknown-key`, bazaar)."""
+MAX_SHOWN_CHARS = 64
+"""Characters of an endpoint's value quoted in a message: enough to recognise it."""
+_REPR_BITS = 13_000
+"""Ints up to this many bits (~3,900 digits) are written out in messages."""
 
 
 class Rule(NamedTuple):
@@ -38,6 +48,20 @@ CODES: dict[str, Rule] = {
         _E,
         "402 body is not JSON and there is no PAYMENT-REQUIRED header",
         "send the challenge as a JSON object",
+    ),
+    "body-too-large": Rule(
+        _E,
+        "402 body is larger than the monitor reads (probe.max_body_bytes) and is not JSON where"
+        " it was cut; there is no PAYMENT-REQUIRED header",
+        "send the challenge in the PAYMENT-REQUIRED header or keep the 402 body small"
+        " (the monitor's operator can raise probe.max_body_bytes)",
+    ),
+    "body-unreadable": Rule(
+        _E,
+        "402 body cannot be read as sent (a Content-Encoding the monitor does not decode,"
+        " corrupt compressed data, or a decompression bomb); there is no PAYMENT-REQUIRED header",
+        "send the 402 body uncompressed (the monitor asks for identity) or the challenge in"
+        " the PAYMENT-REQUIRED header",
     ),
     "body-not-object": Rule(
         _E, "402 body is JSON but not an object", "send the challenge as a JSON object"
@@ -75,6 +99,11 @@ CODES: dict[str, Rule] = {
     ),
     "json-too-deep": Rule(
         _E, "challenge JSON nests deeper than the monitor accepts", "flatten the challenge"
+    ),
+    "json-too-large": Rule(
+        _E,
+        "challenge JSON holds more values than the monitor reads (20,000)",
+        "keep the challenge small: a few offers and a short schema",
     ),
     "header-body-mismatch": Rule(
         _W,
@@ -143,9 +172,15 @@ CODES: dict[str, Rule] = {
         _E, "the amount is not a string of digits", 'use atomic units as digits only, e.g. "10000"'
     ),
     "amount-zero": Rule(_E, "the amount is zero", "charge a positive amount"),
+    "amount-too-large": Rule(
+        _E,
+        "the amount is longer than 78 digits or above 2^256-1, the largest amount EVM tokens"
+        " and the SDKs represent",
+        "charge an amount of at most 78 digits (a uint256), in atomic units",
+    ),
     "timeout-invalid": Rule(
         _E,
-        "maxTimeoutSeconds is not a positive whole number",
+        "maxTimeoutSeconds is not a positive whole number of at most 2^53-1",
         "set a positive integer number of seconds, e.g. 60",
     ),
     "timeout-long": Rule(
@@ -231,7 +266,12 @@ CODES: dict[str, Rule] = {
         "challenge mixes v1 and v2 field names or network ids",
         "use only the field names of the declared x402Version",
     ),
-    # Safety net
+    # Bounds and safety net
+    "findings-truncated": Rule(
+        _I,
+        "the challenge has more findings than the monitor keeps for one check",
+        "fix the errors shown first; the rest appear once fewer remain",
+    ),
     "challenge-unreadable": Rule(
         _E,
         "the monitor failed to read this challenge (a monitor bug)",
@@ -256,10 +296,34 @@ def finding(code: str, path: str, problem: str, fix: str | None = None) -> Findi
     """Build a Finding of a registered code; the message is `problem; fix`.
 
     `fix` defaults to the registry's fix, so every message tells the owner what to change.
+    Message and path are one safe line each, at most MAX_MESSAGE_CHARS / MAX_PATH_CHARS long
+    (a backstop: rules already quote endpoint values through `shown`).
     Raises KeyError for an unregistered code (a programming error caught by the tests).
     """
     rule = CODES[code]
-    return Finding(code, rule.severity, f"{problem}; {fix or rule.fix}", path)
+    return bounded_finding(code, rule.severity, f"{problem}; {fix or rule.fix}", path)
+
+
+def bounded_finding(code: str, severity: Severity, message: str, path: str) -> Finding:
+    """Return a Finding whose message and path are cleaned to one line and bounded."""
+    return Finding(
+        code, severity, clean_line(message, MAX_MESSAGE_CHARS), clean_line(path, MAX_PATH_CHARS)
+    )
+
+
+def shown(value: JsonValue, limit: int = MAX_SHOWN_CHARS) -> str:
+    """Return an endpoint's value as a message shows it: one safe line, at most ~`limit` chars.
+
+    Strings are quoted (`'base'`), cleaned and cut to `limit` characters ("…" marks a cut);
+    numbers are written out, cut the same way; anything else is named by its JSON type.
+    """
+    if isinstance(value, str):
+        return repr(clean_line(value, limit))
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > _REPR_BITS:
+        return "a number of over 4000 digits"  # repr() refuses ints over 4300 digits
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return bound(repr(value), limit)
+    return type_name(value)
 
 
 def as_int(value: JsonValue) -> int | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 
 from monitor.models import Finding, JsonValue
-from monitor.x402.codes import finding
+from monitor.x402.codes import finding, shown
 from monitor.x402.context import MAX_OFFERS, offer_caip2
 from monitor.x402.formats import namespace_of
 
@@ -49,8 +49,9 @@ def _same(namespace: str | None, left: JsonValue, right: JsonValue) -> bool:
     return bool(left == right)
 
 
-def _shown(value: JsonValue) -> str:
-    return repr(value[:48]) if isinstance(value, str) else repr(value)[:48]
+def _compared(value: JsonValue) -> str:
+    """Return a compared value for a message; None (absent) reads as None, as before."""
+    return "None" if value is None else shown(value, 48)
 
 
 def _resource(header: Mapping[str, JsonValue], body: list[_Entry]) -> Iterator[Finding]:
@@ -62,7 +63,8 @@ def _resource(header: Mapping[str, JsonValue], body: list[_Entry]) -> Iterator[F
         value = entry.get("resource")
         if isinstance(value, str) and value.strip() != url.strip():
             path = f"body.accepts[{index}].resource"
-            problem = f"{path} {_shown(value)} differs from the header's resource.url {_shown(url)}"
+            theirs = f"the header's resource.url {_compared(url)}"
+            problem = f"{path} {_compared(value)} differs from {theirs}"
             yield finding("header-body-mismatch", path, problem, _FIX)
             return  # one is enough: v1 entries usually repeat the same URL
 
@@ -78,7 +80,7 @@ def _offers(header: list[_Entry], body: list[_Entry]) -> Iterator[Finding]:
         network, scheme = key
         if key not in body_by_key:
             path = f"accepts[{index}].network"
-            problem = f"{path} {network[:64]!r} ({scheme[:20]}) is offered in the header only"
+            problem = f"{path} {shown(network)} ({shown(scheme, 20)}) is offered in the header only"
             yield finding("header-body-mismatch", path, problem, _FIX)
             continue
         body_index, body_entry = body_by_key[key]
@@ -89,14 +91,14 @@ def _offers(header: list[_Entry], body: list[_Entry]) -> Iterator[Finding]:
             if not _same(namespace, left, right):
                 path = f"body.accepts[{body_index}].{body_field}"
                 problem = (
-                    f"{path} {_shown(right)} differs from the header's "
-                    f"accepts[{index}].{header_field} {_shown(left)}"
+                    f"{path} {_compared(right)} differs from the header's "
+                    f"accepts[{index}].{header_field} {_compared(left)}"
                 )
                 yield finding("header-body-mismatch", path, problem, _FIX)
     for key, (index, _) in body_by_key.items():
         if key not in header_by_key:
             path = f"body.accepts[{index}].network"
-            problem = f"{path} {key[0][:64]!r} ({key[1][:20]}) is offered in the body only"
+            problem = f"{path} {shown(key[0])} ({shown(key[1], 20)}) is offered in the body only"
             yield finding("header-body-mismatch", path, problem, _FIX)
 
 

@@ -17,6 +17,8 @@ from monitor.x402.networks import to_caip2
 
 MAX_OFFERS = 100
 """Only this many `accepts` entries are checked and kept: findings stay bounded per check."""
+MAX_TIMEOUT_SECONDS = 2**53 - 1
+"""Largest `maxTimeoutSeconds` accepted: the largest whole number JavaScript holds exactly."""
 
 
 @dataclass(frozen=True)

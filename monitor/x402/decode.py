@@ -1,159 +1,56 @@
 """Decode and validate the payment challenge of an HTTP 402 answer.
 
-`parse_challenge` reads the v2 `PAYMENT-REQUIRED` header first, else the v1 JSON body, runs the
-rules of `monitor.x402.rules` and folds v1/v2 field names into `Offer`s, each with its CAIP-2
-network, asset verdict and display price. A v1 body sent beside a header is validated and
-compared with it (warnings only). Every read is bounded (header size, JSON depth) and nothing
-raises on hostile input. Pure: stdlib + base58.
+`parse_challenge` reads the v2 `PAYMENT-REQUIRED` header first, else the v1 JSON body (both
+through `monitor.x402.transport`, which bounds and cleans what it reads), runs the rules of
+`monitor.x402.rules` and folds each entry into an `Offer` (`monitor.x402.offers`). A v1 body
+sent beside a header is validated and compared with it (warnings only). Findings are bounded
+in number (MAX_FINDINGS) and each in length, and nothing raises on hostile input.
+Pure: stdlib + base58.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
+import logging
 import re
 from collections.abc import Mapping
-from functools import lru_cache
-from typing import NoReturn
 
-from monitor.models import Challenge, Finding, JsonValue, Offer, Severity
-from monitor.x402.assets import asset_verdict, lookup
+from monitor.models import Challenge, Finding, JsonValue, Severity
 from monitor.x402.bazaar import describe
-from monitor.x402.codes import as_int, finding, type_name
+from monitor.x402.codes import finding, shown, type_name
 from monitor.x402.compare import compare_header_and_body
-from monitor.x402.context import MAX_OFFERS, offer_caip2
-from monitor.x402.price import format_price
+from monitor.x402.context import MAX_OFFERS
+from monitor.x402.offers import fold_offer
 from monitor.x402.rules import ENVELOPE_RULES, OFFER_RULES, OfferContext
+from monitor.x402.transport import (
+    HEADER,
+    MAX_JSON_DEPTH,
+    JsonTooDeepError,
+    b64decode_lenient,
+    decode_body,
+    decode_header,
+    loads_bounded,
+    loads_bytes,
+)
 
-__all__ = ["MAX_JSON_DEPTH", "MAX_OFFERS", "first_error", "parse_challenge"]
+_log = logging.getLogger(__name__)
 
-HEADER = "payment-required"
-MAX_JSON_DEPTH = 64
-"""Deepest array/object nesting accepted; deeper input is refused before `json.loads` recurses."""
-LARGE_HEADER_BYTES = 8 * 1024
-"""Above this, common servers and proxies (aiohttp, Node behind some proxies) reject the header."""
-OVERSIZE_HEADER_BYTES = 16 * 1024
-"""Above this, Node.js clients (default `maxHeaderSize`) refuse the whole response: an error."""
+__all__ = [
+    "MAX_FINDINGS",
+    "MAX_JSON_DEPTH",
+    "MAX_OFFERS",
+    "JsonTooDeepError",
+    "b64decode_lenient",
+    "first_error",
+    "loads_bounded",
+    "parse_challenge",
+]
 
-_STRING_LITERAL = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_BRACKET = re.compile(r"[\[\]{}]")
+MAX_FINDINGS = 100
+"""Findings kept per challenge (real ones have a handful): the most telling first (see
+`_rank`), the rest summed up in one `findings-truncated` note, so a check's record stays
+bounded however many offers or keys a challenge lists."""
+
 _OFFER_PATH = re.compile(r"accepts\[([0-9]+)\]")
-
-
-class JsonTooDeepError(ValueError):
-    """The text nests arrays/objects deeper than allowed."""
-
-
-def _reject_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not JSON")
-
-
-# One decoder for every call: `json.loads(text, parse_constant=...)` builds a new decoder and
-# scanner each time, which costs more than decoding a typical challenge's top level.
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
-
-
-def loads_bounded(text: str, max_depth: int = MAX_JSON_DEPTH) -> JsonValue:
-    """Parse strict JSON text whose nesting is at most `max_depth`.
-
-    Raises JsonTooDeepError when nested deeper (checked before parsing, so `json.loads` never
-    hits the recursion limit) and ValueError for anything that is not JSON (NaN included).
-    """
-    # Cheap bound first: without that many opening brackets the text cannot nest that deep.
-    if text.count("[") + text.count("{") > max_depth:
-        depth = 0
-        for match in _BRACKET.finditer(_STRING_LITERAL.sub('""', text)):
-            depth += 1 if match.group() in "[{" else -1
-            if depth > max_depth:
-                raise JsonTooDeepError(f"nested deeper than {max_depth}")
-    if text.startswith("\ufeff"):  # as json.loads does: a second BOM is not JSON
-        raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
-    try:
-        return _DECODER.decode(text)
-    except RecursionError as exc:  # only if the bound above is set near the recursion limit
-        raise JsonTooDeepError(str(exc)) from exc
-
-
-def b64decode_lenient(value: str) -> bytes:
-    """Decode standard or URL-safe base64, ignoring whitespace and missing padding.
-
-    Raises ValueError when the text is not base64 in either alphabet.
-    """
-    # str.split() drops exactly what the regex `\s` matches (str.isspace), far faster.
-    text = "".join(value.split())
-    if not text.isascii():
-        raise ValueError("non-ASCII characters")
-    text = text.rstrip("=")
-    if len(text) % 4 == 1:
-        raise ValueError("truncated base64")
-    text += "=" * (-len(text) % 4)
-    altchars = b"-_" if ("-" in text or "_" in text) else None
-    try:
-        return base64.b64decode(text, altchars=altchars, validate=True)
-    except binascii.Error as exc:
-        raise ValueError(str(exc)) from exc
-
-
-def _decode_header(value: str, max_header_bytes: int) -> tuple[JsonValue, list[Finding]]:
-    """Return the JSON object of a PAYMENT-REQUIRED value (or None) and the findings on the way."""
-    size = len(value.encode("utf-8", "surrogatepass"))
-    if size > max_header_bytes:
-        problem = f"PAYMENT-REQUIRED header is {size} bytes (limit {max_header_bytes})"
-        return None, [finding("header-too-large", "", problem)]
-    findings = []
-    if size > OVERSIZE_HEADER_BYTES:
-        findings.append(finding("header-over-16kb", "", f"PAYMENT-REQUIRED header is {size} bytes"))
-    elif size > LARGE_HEADER_BYTES:
-        findings.append(finding("header-large", "", f"PAYMENT-REQUIRED header is {size} bytes"))
-    try:
-        raw = b64decode_lenient(value)
-    except ValueError:
-        return None, [*findings, finding("header-not-base64", "", "PAYMENT-REQUIRED not base64")]
-    try:
-        document = loads_bounded(raw.decode("utf-8-sig"))
-    except JsonTooDeepError:
-        problem = f"PAYMENT-REQUIRED JSON nests deeper than {MAX_JSON_DEPTH} levels"
-        return None, [*findings, finding("json-too-deep", "", problem)]
-    except ValueError:  # UnicodeDecodeError and json.JSONDecodeError are ValueErrors
-        problem = "PAYMENT-REQUIRED decodes to something that is not JSON"
-        return None, [*findings, finding("header-not-json", "", problem)]
-    if not isinstance(document, dict):
-        problem = f"PAYMENT-REQUIRED decodes to {type_name(document)}, not an object"
-        return None, [*findings, finding("header-not-object", "", problem)]
-    return document, findings
-
-
-def _looks_like_html(headers: Mapping[str, str], text: str) -> bool:
-    content_type = headers.get("content-type", "").lower()
-    return "html" in content_type or text.lstrip()[:1] == "<"
-
-
-def _decode_body(headers: Mapping[str, str], body: bytes) -> tuple[JsonValue, list[Finding]]:
-    """Return the JSON challenge object of a body (or None) and the findings on the way."""
-    if not body.strip():
-        return None, [finding("challenge-missing", "", "402 answer has no challenge (empty body)")]
-    try:
-        text = body.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return None, [finding("body-not-json", "", "402 body is not UTF-8 JSON")]
-    try:
-        document = loads_bounded(text)
-    except JsonTooDeepError:
-        problem = f"402 body JSON nests deeper than {MAX_JSON_DEPTH} levels"
-        return None, [finding("json-too-deep", "", problem)]
-    except ValueError:
-        # Checked only now: some servers label JSON as text/html, so the label proves nothing.
-        if _looks_like_html(headers, text):
-            return None, [finding("body-html", "", "402 body is HTML, not a JSON challenge")]
-        return None, [finding("body-not-json", "", "402 body is not JSON")]
-    if not isinstance(document, dict):
-        problem = f"402 body is {type_name(document)}, not a JSON object"
-        return None, [finding("body-not-object", "", problem)]
-    if "x402Version" not in document and "accepts" not in document:
-        problem = "402 body has no x402Version or accepts"
-        return None, [finding("challenge-missing", "", problem)]
-    return document, []
 
 
 def _version(document: Mapping[str, JsonValue]) -> tuple[int | None, list[Finding]]:
@@ -164,8 +61,7 @@ def _version(document: Mapping[str, JsonValue]) -> tuple[int | None, list[Findin
     if "x402Version" not in document:
         problem = "x402Version missing"
     else:
-        shown = repr(value) if isinstance(value, int | float | str) else type_name(value)
-        problem = f"x402Version is {shown[:40]}"
+        problem = f"x402Version is {shown(value, 40)}"
     return None, [finding("version-invalid", "x402Version", problem)]
 
 
@@ -196,57 +92,6 @@ def _offer_index(path: str) -> int | None:
     """Return i for a path inside `accepts[i]`, else None (an envelope path)."""
     match = _OFFER_PATH.match(path)
     return int(match.group(1)) if match else None
-
-
-def _text(entry: Mapping[str, JsonValue], key: str) -> str | None:
-    value = entry.get(key)
-    return value if isinstance(value, str) else None
-
-
-def _price(amount: str | None, caip2: str | None, asset: str | None) -> str | None:
-    """Return the display price of a valid amount (digits, > 0) of a named asset, else None."""
-    if amount is None or asset is None or not asset.strip():
-        return None
-    if not (amount.isascii() and amount.isdigit()) or not amount.strip("0"):
-        return None
-    return _display_price(amount, caip2, asset)
-
-
-# Decimal formatting is the dearest step of folding an offer, and a price rarely changes even
-# when the challenge does (nonces, timestamps). Pure and small: 1024 prices of ~100 B each.
-@lru_cache(maxsize=1024)
-def _display_price(amount: str, caip2: str | None, asset: str) -> str:
-    return format_price(amount, lookup(caip2, asset), asset)
-
-
-def _offer(entry: JsonValue, index: int, valid: bool) -> Offer:
-    """Fold one accepts entry's v1/v2 field names into an Offer (wrongly typed fields → None).
-
-    Also derives the CAIP-2 network, the asset verdict and the display price.
-    """
-    if not isinstance(entry, Mapping):
-        return Offer(index, None, None, None, None, None, None, None, valid)
-    timeout = as_int(entry.get("maxTimeoutSeconds"))
-    extra = entry.get("extra")
-    amount = _text(entry, "amount")
-    amount = amount if amount is not None else _text(entry, "maxAmountRequired")
-    caip2 = offer_caip2(entry)
-    asset = _text(entry, "asset")
-    verdict = asset_verdict(caip2, asset, entry.get("scheme"), extra)
-    return Offer(
-        index=index,
-        scheme=_text(entry, "scheme"),
-        network=_text(entry, "network"),
-        amount=amount,
-        asset=asset,
-        pay_to=_text(entry, "payTo"),
-        max_timeout_seconds=timeout if timeout is not None and timeout > 0 else None,
-        extra=extra if isinstance(extra, Mapping) else None,
-        valid=valid,
-        caip2=caip2,
-        asset_verdict=verdict,
-        price=_price(amount, caip2, asset),
-    )
 
 
 def _object_at(root: JsonValue, *keys: str) -> Mapping[str, JsonValue] | None:
@@ -304,7 +149,7 @@ def _validate(document: Mapping[str, JsonValue], source: str, found: list[Findin
     error_indexes = {_offer_index(f.path) for f in findings if f.severity is Severity.ERROR}
     envelope_ok = None not in error_indexes
     offers = [
-        _offer(entry, index, vocabulary is not None and index not in error_indexes)
+        fold_offer(entry, index, vocabulary is not None and index not in error_indexes)
         for index, entry in enumerate(entries)
     ]
     valid_count = sum(offer.valid for offer in offers)
@@ -320,7 +165,7 @@ def _validate(document: Mapping[str, JsonValue], source: str, found: list[Findin
         source=source,
         document=document,
         offers=tuple(offers),
-        findings=tuple(findings),
+        findings=_bounded(findings),
         valid=envelope_ok and valid_count > 0,
         input_schema=input_schema,
         output_schema=output_schema,
@@ -336,8 +181,8 @@ def _body_beside_header(document: Mapping[str, JsonValue], body: bytes) -> list[
     if not body.strip():  # the commonest v2 body; skips raising and catching a JSON error
         return []
     try:
-        body_document = loads_bounded(body.decode("utf-8-sig"))
-    except ValueError:
+        body_document = loads_bytes(body)
+    except ValueError:  # a cut or unreadable body beside a header is not compared either
         return []
     version = body_document.get("x402Version") if isinstance(body_document, dict) else None
     if not isinstance(body_document, dict) or type(version) is not int or version != 1:
@@ -352,24 +197,67 @@ def _body_beside_header(document: Mapping[str, JsonValue], body: bytes) -> list[
     return findings + compare_header_and_body(document, body_document)
 
 
-def _parse(headers: Mapping[str, str], body: bytes, max_header_bytes: int) -> Challenge:
+def _rank(item: Finding) -> int:
+    """Return how soon a finding is kept when there are too many (lower is sooner).
+
+    Errors and warnings about the whole challenge come first: they are few (about 80 at most,
+    bazaar ones included) and say what every offer shares ("accepts lists 20000 offers").
+    Then offer errors, offer warnings, and notes.
+    """
+    if item.severity is Severity.INFO:
+        return 3
+    if _offer_index(item.path) is None:
+        return 0
+    return 1 if item.severity is Severity.ERROR else 2
+
+
+def _bounded(findings: list[Finding]) -> tuple[Finding, ...]:
+    """Return at most MAX_FINDINGS findings: the most telling (`_rank`) in their order, a note.
+
+    Validity is decided on every finding before this cut, so it changes nothing but what is
+    shown and stored; the first error (a check's error text) is always kept, as fewer than
+    MAX_FINDINGS findings rank before the first offer error.
+    """
+    if len(findings) <= MAX_FINDINGS:
+        return tuple(findings)
+    keep = MAX_FINDINGS - 1
+    order = sorted(range(len(findings)), key=lambda i: (_rank(findings[i]), i))
+    kept = sorted(order[:keep])
+    problem = f"{len(findings) - keep} more findings not shown (at most {MAX_FINDINGS} are kept)"
+    note = finding("findings-truncated", "", problem)
+    return (*(findings[i] for i in kept), note)
+
+
+def _parse(
+    headers: Mapping[str, str],
+    body: bytes,
+    max_header_bytes: int,
+    body_truncated: bool,
+    body_error: str | None,
+) -> Challenge:
     findings: list[Finding] = []
     header = headers.get(HEADER)
     if header is not None and header.strip():
-        document, findings = _decode_header(header, max_header_bytes)
+        document, findings = decode_header(header, max_header_bytes)
         if document is None:
             return Challenge(None, "header", None, (), tuple(findings), valid=False)
-        return _validate(document, "header", findings + _body_beside_header(document, body))
+        beside = [] if body_error is not None else _body_beside_header(document, body)
+        return _validate(document, "header", findings + beside)
     if header is not None:
         findings.append(finding("header-empty", "", "PAYMENT-REQUIRED header is empty"))
-    document, problems = _decode_body(headers, body)
+    document, problems = decode_body(headers, body, truncated=body_truncated, body_error=body_error)
     if document is None:
         return Challenge(None, None, None, (), (*findings, *problems), valid=False)
     return _validate(document, "body", findings + problems)
 
 
 def parse_challenge(
-    headers: Mapping[str, str], body: bytes, *, max_header_bytes: int = 65536
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    max_header_bytes: int = 65536,
+    body_truncated: bool = False,
+    body_error: str | None = None,
 ) -> Challenge:
     """Decode and validate the challenge of a 402 answer; never raises.
 
@@ -377,12 +265,16 @@ def parse_challenge(
     (an undecodable header makes the challenge invalid, source "header"); otherwise a JSON
     object body with `x402Version` or `accepts` is the challenge (source "body"). Without
     either, source is None. `valid` is True when the challenge parsed without envelope errors
-    and at least one offer has no error finding.
+    and at least one offer has no error finding. `body_truncated` and `body_error` are the
+    probe's (`ProbeFacts`): a body cut at `probe.max_body_bytes` or unreadable as sent is
+    reported as such when the challenge had to come from it. Every string of the result is
+    valid Unicode without control characters; findings are bounded in number and length.
     """
     try:
-        return _parse(headers, body, max_header_bytes)
+        return _parse(headers, body, max_header_bytes, body_truncated, body_error)
     # A monitor bug must not stop a probe round; the junk-input tests assert this never fires.
     except Exception as exc:
+        _log.error("reading a challenge failed inside the monitor", exc_info=exc)
         problem = f"internal error {type(exc).__name__} while reading the challenge"
         unreadable = finding("challenge-unreadable", "", problem)
         return Challenge(None, None, None, (), (unreadable,), valid=False)

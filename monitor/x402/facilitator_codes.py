@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from monitor.models import Severity
+from monitor.models import Finding, Severity
 from monitor.x402.codes import Rule
 
 _E, _W, _I = Severity.ERROR, Severity.WARNING, Severity.INFO
@@ -39,6 +39,9 @@ FACILITATOR_CODES: dict[str, Rule] = {
     "facilitator-unknown": Rule(_I, "no facilitator known for the endpoint", "configure one"),
     "facilitator-unreachable": Rule(_W, "/supported could not be fetched", "check the facilitator"),
     "facilitator-invalid": Rule(_W, "the facilitator's /supported is unusable", _FIX),
+    "facilitator-kind-invalid": Rule(
+        _W, "every kind the facilitator lists for this offer has an error (e.g. no feePayer)", _FIX
+    ),
     "facilitator-unsupported": Rule(
         _E,
         "the facilitator cannot settle this scheme/network/version",
@@ -51,3 +54,9 @@ FACILITATOR_CODES: dict[str, Rule] = {
         _W, "offer feePayer is not the facilitator's", "copy feePayer from its /supported"
     ),
 }
+
+
+def facilitator_finding(code: str, path: str, problem: str, fix: str | None = None) -> Finding:
+    """Build a Finding of a registered facilitator code; the message is `problem; fix`."""
+    rule = FACILITATOR_CODES[code]
+    return Finding(code, rule.severity, f"{problem}; {fix or rule.fix}", path)

@@ -21,8 +21,9 @@ __all__ = ["CHALLENGE_HEADERS", "ChallengeMemo", "challenge_inputs"]
 CHALLENGE_HEADERS = ("payment-required", "content-type")
 """Every header `parse_challenge` reads (tests/test_x402_memo.py proves no other is read)."""
 
-ChallengeInputs = tuple[str | None, str | None, bytes]
-"""(payment-required, content-type, body): everything the verdict depends on."""
+ChallengeInputs = tuple[str | None, str | None, bytes, bool, str | None]
+"""(payment-required, content-type, body, body truncated, body error): everything the verdict
+depends on."""
 
 MAX_SLOTS = 32_768
 """Endpoints remembered. Probes visit endpoints round-robin, and a round-robin over more slots
@@ -38,19 +39,26 @@ MAX_ENTRY_BYTES = 16 * 1024
 already an error, and one huge body must not evict hundreds of ordinary slots."""
 
 
-def challenge_inputs(headers: Mapping[str, str], body: bytes) -> ChallengeInputs:
-    """Return the inputs `parse_challenge(headers, body)` depends on, as an equality key.
+def challenge_inputs(
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    body_truncated: bool = False,
+    body_error: str | None = None,
+) -> ChallengeInputs:
+    """Return the inputs `parse_challenge(headers, body, ...)` depends on, as an equality key.
 
     Two calls with equal keys return equal challenges. The body is copied when it is not
     `bytes`, so a caller reusing a buffer cannot change a remembered key.
     """
     frozen = body if type(body) is bytes else bytes(body)
-    return headers.get("payment-required"), headers.get("content-type"), frozen
+    header, content_type = headers.get("payment-required"), headers.get("content-type")
+    return header, content_type, frozen, body_truncated, body_error
 
 
 def _size(inputs: ChallengeInputs) -> int:
-    header, content_type, body = inputs
-    return len(header or "") + len(content_type or "") + len(body)
+    header, content_type, body, _, body_error = inputs
+    return len(header or "") + len(content_type or "") + len(body) + len(body_error or "")
 
 
 class ChallengeMemo:
@@ -85,13 +93,23 @@ class ChallengeMemo:
         """Return the input bytes currently remembered."""
         return self._bytes
 
-    def parse(self, slot: Hashable, headers: Mapping[str, str], body: bytes) -> Challenge:
-        """Return `parse_challenge(headers, body)`, reusing `slot`'s last one if inputs are equal.
+    def parse(
+        self,
+        slot: Hashable,
+        headers: Mapping[str, str],
+        body: bytes,
+        *,
+        body_truncated: bool = False,
+        body_error: str | None = None,
+    ) -> Challenge:
+        """Return `parse_challenge(headers, body, ...)`, reusing `slot`'s last one if equal.
 
         Equality is checked on the full inputs (never a hash of them), so a remembered answer
         is only ever returned for exactly the inputs it was computed from.
         """
-        inputs = challenge_inputs(headers, body)
+        inputs = challenge_inputs(
+            headers, body, body_truncated=body_truncated, body_error=body_error
+        )
         with self._lock:
             remembered = self._slots.get(slot)
             if remembered is not None and remembered[0] == inputs:
@@ -99,7 +117,9 @@ class ChallengeMemo:
                 self.hits += 1
                 return remembered[1]
             self.misses += 1
-        challenge = parse_challenge(headers, body)
+        challenge = parse_challenge(
+            headers, body, body_truncated=body_truncated, body_error=body_error
+        )
         size = _size(inputs)
         if size <= self.max_entry_bytes and _repeatable(challenge):
             self._remember(slot, inputs, challenge, size)

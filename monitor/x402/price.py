@@ -12,10 +12,27 @@ from decimal import Decimal, localcontext
 
 from monitor.x402.assets import AssetRow
 
-__all__ = ["format_price", "to_decimal"]
+__all__ = ["MAX_AMOUNT_DIGITS", "UINT256_MAX", "amount_fits_uint256", "format_price", "to_decimal"]
+
+UINT256_MAX = 2**256 - 1
+"""The largest amount an EVM token (and the SDKs' bigint/uint256 types) can represent."""
+MAX_AMOUNT_DIGITS = len(str(UINT256_MAX))
+"""78: no uint256 needs more decimal digits, so longer amount texts are refused unparsed."""
 
 _DIGITS = re.compile(r"[0-9]+")
 _CENT = Decimal("0.01")
+
+
+def amount_fits_uint256(amount: str) -> bool:
+    """Return whether ASCII digits `amount` has at most 78 digits and is at most 2^256-1.
+
+    The length is checked first, so a 100,000-digit amount costs no int() parse (Python
+    refuses to parse over 4300 digits anyway). Leading zeros count as digits: no SDK needs
+    them, and the amount is kept and shown as sent.
+    """
+    if len(amount) < MAX_AMOUNT_DIGITS:
+        return True
+    return len(amount) == MAX_AMOUNT_DIGITS and int(amount) <= UINT256_MAX
 
 
 def to_decimal(amount: str, decimals: int) -> Decimal:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Mapping
 from urllib.parse import urlsplit
 
 from monitor.models import Finding, JsonValue
+from monitor.untrusted import clean_line
 from monitor.x402.chain_rules import (
     check_addresses,
     check_asset,
@@ -22,8 +23,8 @@ from monitor.x402.chain_rules import (
     check_payment_flow,
     check_svm_exact,
 )
-from monitor.x402.codes import CODES, as_int, finding, type_name
-from monitor.x402.context import OfferContext, required_string
+from monitor.x402.codes import CODES, MAX_SHOWN_CHARS, as_int, finding, shown, type_name
+from monitor.x402.context import MAX_TIMEOUT_SECONDS, OfferContext, required_string
 from monitor.x402.networks import (
     AMBIGUOUS_V1_NETWORKS,
     SOLANA_NETWORKS,
@@ -31,6 +32,7 @@ from monitor.x402.networks import (
     is_ambiguous,
     is_caip2,
 )
+from monitor.x402.price import UINT256_MAX, amount_fits_uint256
 
 __all__ = ["CODES", "ENVELOPE_RULES", "OFFER_RULES", "OfferContext", "required_string"]
 
@@ -112,16 +114,17 @@ def check_top_level_keys(doc: Mapping[str, JsonValue], version: int) -> Iterator
     known = _TOP_LEVEL_KEYS.get(version, _TOP_LEVEL_KEYS[2])
     extra_keys = [key for key in doc if key not in known][:_MAX_KEY_FINDINGS]
     for key in extra_keys:
-        path = key[:64]
         if version == 1 and key in _V2_ONLY_TOP_LEVEL:
             yield finding(
                 "hybrid-fields",
-                path,
-                f"{path} is a v2 field in a v1 challenge",
+                key,
+                f"{key} is a v2 field in a v1 challenge",
                 "v1 puts resource, description and mimeType in each accepts entry",
             )
         else:
-            yield finding("unknown-key", path, f"{path!r} is not a v{version} challenge field")
+            # The key is the endpoint's text: the path holds it as one safe, short line.
+            path = clean_line(key, MAX_SHOWN_CHARS)
+            yield finding("unknown-key", path, f"{shown(key)} is not a v{version} challenge field")
 
 
 ENVELOPE_RULES: list[EnvelopeRule] = [
@@ -149,6 +152,8 @@ _FIELD_FIXES = {
 }
 _DIGITS = re.compile(r"[0-9]+")
 _LONG_TIMEOUT_S = 3600
+_MAX_EXACT_FLOAT = 2**53
+"""Floats up to this are whole numbers exactly; above, `10000.0` may not be what was meant."""
 
 
 def check_required_strings(ctx: OfferContext) -> Iterator[Finding]:
@@ -159,7 +164,7 @@ def check_required_strings(ctx: OfferContext) -> Iterator[Finding]:
 
 
 def check_amount(ctx: OfferContext) -> Iterator[Finding]:
-    """Require the version's amount field as a string of ASCII digits, greater than zero."""
+    """Require the version's amount field as a string of ASCII digits, > 0, at most 2^256-1."""
     key = ctx.amount_key
     path = ctx.path(key)
     value = ctx.entry.get(key)
@@ -171,32 +176,51 @@ def check_amount(ctx: OfferContext) -> Iterator[Finding]:
         yield finding(
             "amount-not-string",
             path,
-            f"{path} must be a string, got {value!r}",
-            f'send "{value}" in quotes if it is in atomic units',
+            f"{path} must be a string, got {shown(value)}",
+            _quoted(value),
         )
     elif isinstance(value, str) and value != value.strip() and _DIGITS.fullmatch(value.strip()):
-        yield finding(
-            "amount-invalid",
-            path,
-            f"{path} {value[:40]!r} has leading or trailing spaces",
-            f'send "{value.strip()}" without spaces',
-        )
+        stripped = value.strip()
+        fix = f'send "{stripped}" without spaces' if amount_fits_uint256(stripped) else None
+        problem = f"{path} {shown(value, 40)} has leading or trailing spaces"
+        yield finding("amount-invalid", path, problem, fix)
     elif not isinstance(value, str) or _DIGITS.fullmatch(value) is None:
-        shown = repr(value) if isinstance(value, str) else type_name(value)
-        yield finding("amount-invalid", path, f"{path} is {shown[:40]}, not digits")
+        yield finding("amount-invalid", path, f"{path} is {shown(value, 40)}, not digits")
     elif not value.strip("0"):  # no int(): Python refuses to parse over 4300 digits
         yield finding("amount-zero", path, f"{path} is 0")
+    elif not amount_fits_uint256(value):
+        # Said by length: writing a 100,000-digit number out would be the bug it reports.
+        size = f"{len(value)} digits" + (" with leading zeros" if value[0] == "0" else "")
+        problem = f"{path} has {size}, beyond uint256 (at most 2^256-1, 78 digits)"
+        yield finding("amount-too-large", path, problem)
+
+
+def _quoted(value: int | float) -> str | None:
+    """Return the fix "send it quoted" when the number is a usable amount, else None."""
+    if isinstance(value, float):
+        if not value.is_integer() or not 0 < value <= _MAX_EXACT_FLOAT:
+            return None
+        value = int(value)
+    if not 0 < value <= UINT256_MAX:
+        return None
+    return f'send "{value}" in quotes if it is in atomic units'
 
 
 def check_timeout(ctx: OfferContext) -> Iterator[Finding]:
-    """Require `maxTimeoutSeconds` as a positive integer (60.0 accepted); warn above one hour."""
+    """Require `maxTimeoutSeconds` as a whole number in 1..2^53-1 (60.0 accepted); warn > 1 h.
+
+    2^53-1 is the largest whole number JavaScript clients hold exactly; 1e308 (a JSON number
+    Python reads as a float) is refused rather than turned into a 309-digit int for display.
+    """
     path = ctx.path("maxTimeoutSeconds")
     value = ctx.entry.get("maxTimeoutSeconds")
     if value is None:
         yield finding("field-missing", path, f"{path} missing", CODES["timeout-invalid"].fix)
     elif (seconds := as_int(value)) is None or seconds <= 0:
-        shown = repr(value) if isinstance(value, int | float | str) else type_name(value)
-        yield finding("timeout-invalid", path, f"{path} is {shown[:40]}")
+        yield finding("timeout-invalid", path, f"{path} is {shown(value, 40)}")
+    elif seconds > MAX_TIMEOUT_SECONDS:
+        problem = f"{path} is {shown(value, 40)}, above 2^53-1 (clients cannot hold it exactly)"
+        yield finding("timeout-invalid", path, problem)
     elif seconds > _LONG_TIMEOUT_S:
         yield finding("timeout-long", path, f"{path} is {seconds} s")
 
@@ -211,11 +235,11 @@ def check_network(ctx: OfferContext) -> Iterator[Finding]:
         if network not in V1_NETWORKS and is_caip2(network):
             names = [name for name, chain in V1_NETWORKS.items() if chain == network]
             v1_fix = f"use the v1 name {names[0]!r}" if names else "use a v1 network name"
-            message = f"{path} {network[:64]!r} is a v2 CAIP-2 id in a v1 challenge"
+            message = f"{path} {shown(network)} is a v2 CAIP-2 id in a v1 challenge"
             yield finding("hybrid-fields", path, message, v1_fix)
         elif network not in V1_NETWORKS:
             yield finding(
-                "network-unknown", path, f"{path} {network[:64]!r} is not a known network"
+                "network-unknown", path, f"{path} {shown(network)} is not a known network"
             )
         elif is_ambiguous(network):
             chains = " or ".join(AMBIGUOUS_V1_NETWORKS[network])
@@ -225,9 +249,10 @@ def check_network(ctx: OfferContext) -> Iterator[Finding]:
         suggestion = V1_NETWORKS.get(network)
         fix = f"use {suggestion!r}" if suggestion else None
         what = "a v1 network name, not CAIP-2" if suggestion else "not CAIP-2"
-        yield finding("network-not-caip2", path, f"{path} {network[:64]!r} is {what}", fix)
+        yield finding("network-not-caip2", path, f"{path} {shown(network)} is {what}", fix)
     elif network.startswith("solana:") and network not in SOLANA_NETWORKS:
-        yield finding("network-noncanonical", path, f"{path} {network!r} is not a Solana id")
+        problem = f"{path} {shown(network)} is not a Solana id"
+        yield finding("network-noncanonical", path, problem)
 
 
 def check_v1_resource(ctx: OfferContext) -> Iterator[Finding]:
@@ -242,9 +267,9 @@ def check_v1_resource(ctx: OfferContext) -> Iterator[Finding]:
         absolute = False
     path = ctx.path("resource")
     if not absolute:
-        yield finding("resource-not-url", path, f"{path} {value[:64]!r} is not an absolute URL")
+        yield finding("resource-not-url", path, f"{path} {shown(value)} is not an absolute URL")
     elif parts.scheme == "http":
-        yield finding("resource-not-https", path, f"{path} {value[:64]!r} is not https")
+        yield finding("resource-not-https", path, f"{path} {shown(value)} is not https")
 
 
 def check_description(ctx: OfferContext) -> Iterator[Finding]:
