@@ -3,6 +3,8 @@
 Shell module: wires the crawler edge, the catalogue core and the store. A crawl resumes
 where an interrupted one stopped (the store keeps its start time and next offset); only a
 complete crawl counts endpoints that went missing, so a failed page never delists anything.
+Pages are normalised and stored in worker threads: a page of thousands of items (a server
+may ignore `limit`) costs seconds of CPU that must not stall probes sharing the event loop.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 from monitor.catalogue import CatalogueEntry, Rejection, normalise_item
 from monitor.config import Config, SourceConfig
 from monitor.discovery import CatalogueCrawler, CrawlError
+from monitor.models import JsonValue
 from monitor.store import Store
 from monitor.urls import slug_for
 
@@ -93,15 +96,11 @@ async def crawl_source(
         if dry_run
         else set()
     )
+    allow_private = config.probe.allow_private_addresses
     try:
         async for page in crawler.pages(source.url, start_offset=summary.resumed_from):
-            entries: list[CatalogueEntry] = []
-            for item in page.items:
-                result = normalise_item(item, allow_private=config.probe.allow_private_addresses)
-                if isinstance(result, Rejection):
-                    summary.rejected[result.reason] += 1
-                else:
-                    entries.append(result)
+            entries, rejected = await asyncio.to_thread(_normalise_page, page.items, allow_private)
+            summary.rejected.update(rejected)
             summary.seen += len(page.items)
             if dry_run:
                 for entry in entries:
@@ -151,3 +150,18 @@ async def crawl_source(
         sum(summary.rejected.values()),
     )
     return summary
+
+
+def _normalise_page(
+    items: list[JsonValue], allow_private: bool
+) -> tuple[list[CatalogueEntry], Counter[str]]:
+    """Return a page's indexable entries and its rejections counted by reason."""
+    entries: list[CatalogueEntry] = []
+    rejected: Counter[str] = Counter()
+    for item in items:
+        result = normalise_item(item, allow_private=allow_private)
+        if isinstance(result, Rejection):
+            rejected[result.reason] += 1
+        else:
+            entries.append(result)
+    return entries, rejected

@@ -26,6 +26,8 @@ SUPPORTED_06 = (FIXTURES / "06-supported-v2-spec.json").read_bytes()
 USER_AGENT = "x402-monitor-test/1 (+https://example.invalid; facilitator check)"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 T = TypeVar("T")
+HOLD_S = 60.0
+"""Longest a held answer waits for the test; reached only when the test is broken."""
 
 
 class StubFacilitator(ThreadingHTTPServer):
@@ -38,6 +40,22 @@ class StubFacilitator(ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.counts: collections.Counter[str] = collections.Counter()
         self.last_headers: dict[str, str] = {}
+        self.gates: dict[str, threading.Event] = {}
+        self.meetings: dict[str, threading.Barrier] = {}
+
+    def hold(self, name: str) -> threading.Event:
+        """Hold answers under /hold-<name>/ until the returned event is set (a fresh one)."""
+        with self.lock:
+            gate = self.gates[name] = threading.Event()
+        return gate
+
+    def gate(self, name: str) -> threading.Event:
+        with self.lock:
+            return self.gates.setdefault(name, threading.Event())
+
+    def meeting(self, name: str, parties: int) -> threading.Barrier:
+        with self.lock:
+            return self.meetings.setdefault(name, threading.Barrier(parties, timeout=HOLD_S))
 
     @property
     def base_url(self) -> str:
@@ -55,8 +73,16 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.counts[self.path] += 1
             self.server.last_headers = {k.lower(): v for k, v in self.headers.items()}
         prefix = self.path.split("/")[1]
-        if prefix.startswith("delay-"):  # /delay-0.3/supported: answer fixture 06 late
-            time.sleep(float(prefix.removeprefix("delay-")))
+        if prefix.startswith("hold-"):  # /hold-<name>/...: answer once the test releases <name>
+            self.server.gate(prefix.removeprefix("hold-")).wait(HOLD_S)
+            prefix = "facilitator"
+        elif prefix.startswith("meet-"):  # /meet-<n>-<name>/...: answer once n requests are in
+            parties = int(prefix.split("-")[1])
+            try:
+                self.server.meeting(prefix, parties).wait()
+            except threading.BrokenBarrierError:
+                self._send(503, b"the other requests never came", "text/plain")
+                return
             prefix = "facilitator"
         if self.path == "/facilitator/supported" or prefix == "facilitator":
             self._send(200, SUPPORTED_06)
@@ -209,7 +235,7 @@ def test_request_is_json_with_an_honest_user_agent(stub: StubFacilitator) -> Non
                 "supported-signers-missing",
                 "supported-extensions-missing",
             ],
-            FacilitatorVerdict.UNKNOWN,  # readable: cross-checks; no challenge given here
+            FacilitatorVerdict.INVALID,  # a shape the official SDK refuses (issue 11)
         ),
         ("/redirect", True, 200, None, [], FacilitatorVerdict.UNKNOWN),
     ],
@@ -243,11 +269,19 @@ def test_auth_and_wrong_base_findings_say_what_to_check(stub: StubFacilitator) -
 
 
 def test_slow_answer_times_out_as_unreachable(stub: StubFacilitator) -> None:
+    # The answer is held until the fetch has returned: only the timeout can end the fetch.
+    gate = stub.hold("timeout")
+    timeout = timedelta(seconds=0.1)
     started = time.perf_counter()
-    result = fetch(f"{stub.base_url}/delay-0.3", timeout=timedelta(seconds=0.1))
-    assert time.perf_counter() - started < 0.3
+    try:
+        result = fetch(f"{stub.base_url}/hold-timeout", timeout=timeout)
+    finally:
+        gate.set()
+    took = time.perf_counter() - started
     assert (result.reachable, result.supported) == (False, None)
     assert result.error == "timeout after 0.1 s"
+    # Generous for a busy machine, yet below the 10 s default timeout the client must not use.
+    assert took < 50 * timeout.total_seconds()
 
 
 def test_connection_refused_is_unreachable() -> None:
@@ -294,7 +328,7 @@ def test_results_are_cached_for_the_ttl(stub: StubFacilitator) -> None:
         ("/e401", 2),
         ("/nonjson", 2),
         ("/big", 2),
-        ("/grouped", 1),  # nonconformant but usable: a real answer, cached for the full ttl
+        ("/grouped", 2),  # malformed (the SDK refuses it): unusable, so the negative TTL
         ("/facilitator", 1),
     ],
 )
@@ -330,26 +364,45 @@ def test_negative_ttl_never_exceeds_the_ttl(stub: StubFacilitator) -> None:
     assert count(stub, "/e500/short-ttl/supported") == 2
 
 
+async def until(condition: Callable[[], bool], what: str) -> None:
+    """Wait inside the event loop until `condition` holds; fail after a generous HOLD_S."""
+    deadline = asyncio.get_running_loop().time() + HOLD_S
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, f"no {what} after {HOLD_S:g} s"
+        await asyncio.sleep(0.01)
+
+
 def test_concurrent_calls_for_one_url_make_one_request(stub: StubFacilitator) -> None:
-    base = f"{stub.base_url}/delay-0.2/coalesce"
+    gate = stub.hold("coalesce")
+    base = f"{stub.base_url}/hold-coalesce/x"
+    path = "/hold-coalesce/x/supported"
 
     async def calls(client: FacilitatorClient) -> list[SupportedResult]:
-        return list(await asyncio.gather(*(client.supported(base) for _ in range(5))))
+        # Every call starts while the first request is held at the stub, so each of them
+        # could make its own request; none may.
+        waiting = asyncio.gather(*(client.supported(base) for _ in range(5)))
+        await until(lambda: count(stub, path) >= 1, "request at the stub")
+        gate.set()
+        return list(await waiting)
 
-    results = run(calls, timeout=timedelta(seconds=5))
-    assert count(stub, "/delay-0.2/coalesce/supported") == 1
+    try:
+        results = run(calls, timeout=timedelta(seconds=HOLD_S))
+    finally:
+        gate.set()
+    assert count(stub, path) == 1
     assert all(result is results[0] for result in results)
     assert results[0].supported is not None
     assert results[0].supported.valid
 
 
 def test_different_urls_are_fetched_concurrently(stub: StubFacilitator) -> None:
-    bases = [f"{stub.base_url}/delay-0.3/parallel-{i}" for i in range(3)]
+    # The stub answers only when all three requests are in at once: fetched one after
+    # another, the first is never answered and times out.
+    bases = [f"{stub.base_url}/meet-3-parallel/{i}" for i in range(3)]
 
     async def calls(client: FacilitatorClient) -> list[SupportedResult]:
         return list(await asyncio.gather(*(client.supported(base) for base in bases)))
 
-    started = time.perf_counter()
-    results = run(calls, timeout=timedelta(seconds=5))
-    assert time.perf_counter() - started < 0.8  # not 3 × 0.3 s in a row
-    assert all(result.reachable for result in results)
+    results = run(calls, timeout=timedelta(seconds=HOLD_S / 2))
+    assert [(result.reachable, result.error) for result in results] == [(True, None)] * 3
+    assert [count(stub, f"/meet-3-parallel/{i}/supported") for i in range(3)] == [1, 1, 1]

@@ -24,6 +24,8 @@ from monitor.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
 T0 = datetime(2026, 11, 24, 12, tzinfo=UTC)
+SUBPROCESS_S = 120
+"""Bound on one `monitor` subprocess: starting the package alone takes seconds on a busy machine."""
 
 
 @pytest.fixture
@@ -172,7 +174,7 @@ def test_monitor_discover_json_end_to_end(tmp_path: Path, stub: StubCatalogue) -
         [sys.executable, "-m", "monitor", "discover", "--config", str(config), "--json"],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=SUBPROCESS_S,
         cwd=REPO,
         check=False,
     )
@@ -184,7 +186,7 @@ def test_monitor_discover_json_end_to_end(tmp_path: Path, stub: StubCatalogue) -
         [sys.executable, "-m", "monitor", "discover", "--config", str(config)],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=SUBPROCESS_S,
         cwd=REPO,
         check=False,
     )

@@ -6,16 +6,26 @@ version with v1 field names inside `accepts`, reference §4.3 and example 05); t
 are validated by the x402 core as a catalogue document, not as a 402 body
 (`offers.catalogue_challenge`); provider, category, title and dates come from `derive`.
 
+Items arrive with their text already cleaned (`JsonClientOwner.get_json`: no lone surrogates
+or control characters, U+FFFD in their place), so what is derived from them can be stored and
+shown. Every derived text is bounded: title TITLE_CHARS, description DESCRIPTION_CHARS,
+provider PROVIDER_CHARS, category 32 (`derive.short_text`), tool name MAX_TOOL_NAME_CHARS (else
+rejected: it is part of the endpoint's identity), and the raw item kept is at most
+MAX_ITEM_BYTES.
+
 Rejection reasons (stable; counted per source, never stored as endpoints):
   not-object      the item is not a JSON object
   no-resource     no `resource` URL (missing, null or empty)
-  not-http-url    not an absolute http(s) URL without credentials (`javascript:`, `ftp:`, …)
+  not-http-url    not an absolute http(s) URL without credentials (`javascript:`, `ftp:`, …),
+                  or one holding control characters or invalid Unicode (U+FFFD once cleaned)
   private-target  (unless `allow_private`) an IP literal `refusal_reason` refuses, a numeric
                   host, or a local name: localhost, *.localhost, *.local, *.localdomain,
                   *.internal, *.lan, *.home.arpa, single-label hosts. No DNS lookups.
-  too-long        resource URL > 2,048 chars, a description > 100 KB, item JSON > 256 KB
+  too-long        resource URL > 2,048 chars, a description > 100 KB, item JSON > 256 KB,
+                  an MCP tool name > 128 chars
   malformed       wrong types: x402Version not 1/2, accepts not a list, resource/type/…
-                  of the wrong type, unknown `type`, or an item that cannot be read at all
+                  of the wrong type, unknown `type`, a number out of range (NaN, ±infinity:
+                  a page's `1e400` or over-long integer), or an item that cannot be read
 """
 
 from __future__ import annotations
@@ -38,6 +48,7 @@ from monitor.catalogue.derive import (
 )
 from monitor.catalogue.offers import catalogue_challenge, challenge_and_description
 from monitor.models import JsonValue
+from monitor.untrusted import REPLACEMENT, bound
 from monitor.urls import host_of, is_http_url, normalise_url
 from monitor.x402.bazaar import ApiDescription
 from monitor.x402.context import MAX_OFFERS
@@ -47,7 +58,9 @@ __all__ = [
     "DESCRIPTION_CHARS",
     "MAX_DESCRIPTION_BYTES",
     "MAX_ITEM_BYTES",
+    "MAX_TOOL_NAME_CHARS",
     "MAX_URL_CHARS",
+    "PROVIDER_CHARS",
     "TITLE_CHARS",
     "CatalogueEntry",
     "Rejection",
@@ -64,8 +77,12 @@ __all__ = [
 MAX_URL_CHARS: Final = 2048
 MAX_DESCRIPTION_BYTES: Final = 100 * 1024
 MAX_ITEM_BYTES: Final = 256 * 1024
+MAX_TOOL_NAME_CHARS: Final = 128
+"""MCP's own limit on tool names (names SHOULD be 1 to 128 characters)."""
 TITLE_CHARS: Final = 80
 DESCRIPTION_CHARS: Final = 2000
+PROVIDER_CHARS: Final = 100
+"""A provider is a name of at most 32 characters or a registrable domain (DNS: 253 at most)."""
 
 
 @dataclass(frozen=True)
@@ -138,7 +155,9 @@ def _normalise(item: object, allow_private: bool) -> CatalogueEntry:
         raise _RejectedError("not-object", f"item is {type(item).__name__}, not an object")
     try:
         dumped = json.dumps(item, ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError, RecursionError):
+    except ValueError:  # NaN or ±infinity (a page's 1e400); or a cycle, which JSON cannot make
+        raise _RejectedError("malformed", "item holds a number out of range") from None
+    except (TypeError, RecursionError):
         raise _RejectedError("malformed", "item is not plain JSON") from None
     size = len(dumped.encode("utf-8", "surrogatepass"))
     if size > MAX_ITEM_BYTES:
@@ -158,13 +177,17 @@ def _normalise(item: object, allow_private: bool) -> CatalogueEntry:
     offer = challenge.first_valid_offer
     kind = "mcp" if kind == "mcp" or (api is not None and api.kind == "mcp") else "http"
     tool = api.tool_name if api is not None else None
+    if tool is not None and len(tool) > MAX_TOOL_NAME_CHARS:
+        raise _RejectedError("too-long", f"MCP tool name is {len(tool)} characters")
     text = next(iter(descriptions), None)
+    title = text or tool
+    provider = provider_of(item, url)
     return CatalogueEntry(
         url=url,
         method=api.method if api is not None and kind == "http" else None,
-        title=trim(text, TITLE_CHARS) if text else tool,
+        title=trim(title, TITLE_CHARS) if title else None,
         description=trim(text, DESCRIPTION_CHARS, keep_lines=True) if text else None,
-        provider=provider_of(item, url),
+        provider=bound(provider, PROVIDER_CHARS) if provider else None,
         category=category_of(item, text, url),
         input_schema=challenge.input_schema,
         output_schema=challenge.output_schema,
@@ -190,6 +213,9 @@ def _resource_url(resource: JsonValue, allow_private: bool) -> str:
         raise _RejectedError("malformed", f"resource is {type(resource).__name__}, not a string")
     if len(resource) > MAX_URL_CHARS:
         raise _RejectedError("too-long", f"resource URL is {len(resource)} characters")
+    if REPLACEMENT in resource:  # was a control character or a lone surrogate: not a URL
+        detail = "resource URL holds control characters or invalid Unicode"
+        raise _RejectedError("not-http-url", detail)
     if not is_http_url(resource):
         raise _RejectedError("not-http-url", f"resource {resource[:80]!r} is not an http(s) URL")
     url = normalise_url(resource)

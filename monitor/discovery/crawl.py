@@ -1,16 +1,19 @@
 """Page through a facilitator's Bazaar catalogue, bounded and resumable (edge: httpx).
 
 `CatalogueCrawler.pages` walks `GET {base}/discovery/resources?type=http&limit=100&offset=N`
-(reference §4.3) and yields one `CataloguePage` of raw, untrusted items at a time; judging the
+(reference §4.3) and yields one `CataloguePage` of untrusted items at a time; judging the
 items is `monitor.catalogue.normalise_item`. Only the page being yielded is held in memory.
+Pages are read by `JsonClientOwner.get_json`: decoded within `max_page_bytes` (compressed
+answers too), depth-bounded, and with their text already cleaned (no lone surrogates or
+control characters), so the items' strings can be stored and shown as they are.
 
 Stops (normally) at an empty page, when `offset + len(items) >= pagination.total`, or at the
 `max_items`/`max_pages` bounds. 429, 5xx and transport errors are retried up to `max_retries`
 times per page: `Retry-After` (seconds or HTTP date) when the server sends one, else exponential
-back-off 1 s → 32 s; all waiting goes through the injected `sleep`. A page that still fails, or
-that is oversize, not JSON or not a catalogue, raises `CrawlError(offset, reason)` after the
-earlier pages were yielded: the caller keeps what it got and resumes later from `offset`
-(`start_offset`). A failed page therefore never means "the catalogue is empty".
+back-off 1 s → 32 s; all waiting goes through the injected `sleep`. A page that still fails,
+or that is oversize, undecodable, not JSON or not a catalogue, raises `CrawlError(offset,
+reason)` after the earlier pages were yielded: the caller keeps what it got and resumes later
+from `offset` (`start_offset`). A failed page therefore never means "the catalogue is empty".
 
 Like `/supported`, the base URL is operator-configured, so no address policy applies to it.
 """
@@ -26,9 +29,9 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
-from monitor.discovery.client import MAX_REDIRECTS, JsonClientOwner
+from monitor.discovery.client import MAX_DETAIL_CHARS, MAX_REDIRECTS, AnswerError, JsonClientOwner
 from monitor.models import JsonValue, MonitorError
-from monitor.x402.decode import loads_bounded
+from monitor.untrusted import clean_line
 
 logger = logging.getLogger(__name__)
 
@@ -44,19 +47,23 @@ BACKOFF_CAP_S = 32.0
 MAX_RETRY_AFTER_S = 300.0
 """A longer `Retry-After` is not waited for: the page fails and the next crawl resumes there."""
 
-_CHUNK = 64 * 1024
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
 class CrawlError(MonitorError):
     """A catalogue page could not be read; crawl again later from `offset`.
 
-    `reason` is stable: "unreachable" (connect/DNS/TLS/timeout after retries), "http-status"
+    `detail` is one line of at most MAX_DETAIL_CHARS characters. `reason` is stable:
+    "unreachable" (connect/DNS/TLS/timeout after retries), "http-status"
     (a non-200 answer that is not retried or kept failing), "rate-limited" (`Retry-After`
-    longer than the crawler waits), "too-large", "bad-json", "wrong-shape".
+    longer than the crawler waits), "too-large" (over `max_page_bytes` once decoded),
+    "bad-encoding" (a Content-Encoding that is not decoded, corrupt data, a decompression
+    bomb), "bad-json" (not JSON, or nested too deep), "wrong-shape".
     """
 
     def __init__(self, offset: int, reason: str, detail: str) -> None:
+        # Details can quote the server (httpx puts a bad status line in its message).
+        detail = clean_line(detail, MAX_DETAIL_CHARS)
         super().__init__(f"catalogue page at offset {offset} failed ({reason}): {detail}")
         self.offset = offset
         self.reason = reason
@@ -105,7 +112,8 @@ class CatalogueCrawler(JsonClientOwner):
     `sleep` does all waiting between retries (tests pass a fake that records delays); `clock`
     only turns an HTTP-date `Retry-After` into seconds. Bounds: `page_limit` items asked per
     page, `max_items` yielded per crawl, `max_pages` fetched per crawl, `max_page_bytes` read
-    per page, `timeout` per page attempt (whole request, not per read).
+    per page (decoded), `timeout` per page attempt (whole answer with its redirects, not per
+    read).
     """
 
     def __init__(
@@ -196,18 +204,9 @@ class CatalogueCrawler(JsonClientOwner):
     ) -> tuple[list[JsonValue], int | None]:
         """GET one page once within the timeout and byte cap; classify the answer."""
         try:
-            # httpx timeouts are per read; the outer bound stops a server that drips bytes.
-            async with asyncio.timeout(self._timeout):
-                async with self._client.stream("GET", url, params=params) as response:
-                    status = response.status_code
-                    if status != 200:
-                        retry_after = self._retry_after(response.headers.get("retry-after"))
-                        detail = f"HTTP {status}"
-                        retry = status in _RETRY_STATUSES or status >= 500
-                        raise _PageFailureError(
-                            "http-status", detail, retry=retry, retry_after=retry_after
-                        )
-                    body = await self._read_capped(response)
+            answer = await self.get_json(url, params=params, max_bytes=self._max_page_bytes)
+        except AnswerError as exc:  # the same bytes would come again: no retry
+            raise _PageFailureError(exc.reason, exc.detail, retry=False) from None
         except (TimeoutError, httpx.TimeoutException):
             raise _PageFailureError(
                 "unreachable", f"timeout after {self._timeout:g} s", retry=True
@@ -223,19 +222,13 @@ class CatalogueCrawler(JsonClientOwner):
         except httpx.HTTPError as exc:  # connect, DNS, TLS, protocol: maybe transient
             detail = f"connection failed: {str(exc) or type(exc).__name__}"
             raise _PageFailureError("unreachable", detail, retry=True) from None
-        return _parse_page(body)
-
-    async def _read_capped(self, response: httpx.Response) -> bytes:
-        """Read the body, failing (without retry) once it exceeds `max_page_bytes`."""
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.aiter_bytes(_CHUNK):
-            size += len(chunk)
-            if size > self._max_page_bytes:
-                detail = f"page larger than {self._max_page_bytes} bytes"
-                raise _PageFailureError("too-large", detail, retry=False)
-            chunks.append(chunk)
-        return b"".join(chunks)
+        if answer.status != 200:
+            retry_after = self._retry_after(answer.headers.get("retry-after"))
+            retry = answer.status in _RETRY_STATUSES or answer.status >= 500
+            raise _PageFailureError(
+                "http-status", f"HTTP {answer.status}", retry=retry, retry_after=retry_after
+            )
+        return _parse_page(answer.document)
 
     def _retry_after(self, value: str | None) -> float | None:
         """Return the wait a `Retry-After` asks for in seconds (≥ 0), None when absent or junk."""
@@ -246,20 +239,15 @@ class CatalogueCrawler(JsonClientOwner):
             return float(text)
         try:
             when = parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
+        except (TypeError, ValueError, IndexError, OverflowError):  # a year 99999999999 too
             return None
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
         return max(0.0, (when - self._clock()).total_seconds())
 
 
-def _parse_page(body: bytes) -> tuple[list[JsonValue], int | None]:
-    """Return (items, pagination.total) of a page body, else raise _PageFailureError."""
-    try:
-        document = loads_bounded(body.decode("utf-8-sig"))
-    except ValueError as exc:  # UnicodeDecodeError, JSONDecodeError, JsonTooDeepError
-        detail = f"page is not JSON ({type(exc).__name__})"
-        raise _PageFailureError("bad-json", detail, retry=False) from None
+def _parse_page(document: JsonValue) -> tuple[list[JsonValue], int | None]:
+    """Return (items, pagination.total) of a page document, else raise _PageFailureError."""
     if not isinstance(document, dict):
         raise _PageFailureError("wrong-shape", "page is not a JSON object", retry=False)
     # `items` per the spec; `resources` is what /discovery/search and some forks return.
