@@ -2,21 +2,47 @@
 
 Core module (pydantic models only). Secrets such as webhook keys arrive through `${VAR}`
 substitution in config.py and are never printed: `ChannelConfig.describe()` omits them.
+Types are strict, as in config.py: `true` is no number and `"yes"` no boolean.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from monitor.durations import Duration
+from monitor.durations import Duration, PositiveDuration
 from monitor.urls import is_http_url
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Lists arrive from YAML where tuples are declared: those fields say `strict=False`, which
+    # relaxes the container only (its items stay strict).
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+def _parse_moment(value: object) -> object:
+    """Read an ISO 8601 string as a datetime; anything else goes on to strict validation."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise ValueError(f"{value!r} is not a date and time such as 2026-12-01T02:00:00Z") from None
+
+
+Moment = Annotated[AwareDatetime, BeforeValidator(_parse_moment)]
 
 
 class AlertPolicy(_Section):
@@ -31,14 +57,7 @@ class AlertPolicy(_Section):
     send_resolved: bool = True
     flap_threshold: int = Field(5, ge=2, le=1000)
     """More alert changes than this within flap_window = flapping (one notification, then quiet)."""
-    flap_window: Duration = timedelta(hours=1)
-
-    @field_validator("repeat_interval")
-    @classmethod
-    def _not_negative(cls, value: timedelta) -> timedelta:
-        if value < timedelta(0):
-            raise ValueError("must be 0s (never) or longer")
-        return value
+    flap_window: PositiveDuration = timedelta(hours=1)
 
 
 class EndpointAlerts(_Section):
@@ -63,9 +82,9 @@ class EndpointAlerts(_Section):
 class MuteWindow(_Section):
     """A maintenance window: nothing is sent for the matching endpoints between start and end."""
 
-    start: AwareDatetime
-    end: AwareDatetime
-    endpoints: tuple[str, ...] = ()
+    start: Moment
+    end: Moment
+    endpoints: tuple[str, ...] = Field((), strict=False)
     """Endpoint URLs this window mutes; empty = every endpoint."""
     reason: str = ""
 
@@ -90,24 +109,24 @@ class ChannelConfig(_Section):
     secret: str | None = None
     """webhook: HMAC-SHA256 key for X-Signature-256 (use ${VAR})."""
     headers: dict[str, str] = {}
-    timeout: Duration = timedelta(seconds=10)
-
-    @field_validator("timeout")
-    @classmethod
-    def _positive(cls, value: timedelta) -> timedelta:
-        if value <= timedelta(0):
-            raise ValueError("must be longer than 0s")
-        return value
-
-    endpoints: tuple[str, ...] = ()
+    timeout: PositiveDuration = timedelta(seconds=10)
+    endpoints: tuple[str, ...] = Field((), strict=False)
     """Only these endpoint URLs (empty = all)."""
-    categories: tuple[str, ...] = ()
+    categories: tuple[str, ...] = Field((), strict=False)
     """Only endpoints in these categories (empty = all)."""
 
+    @field_validator("url")
+    @classmethod
+    def _url_fits_type(cls, value: str, info: ValidationInfo) -> str:
+        # A field check (not a model check), so its error carries the URL as its input: a
+        # command that leaves channel variables unresolved can tell it apart (config.py).
+        kind = info.data.get("type")
+        if kind in {"webhook", "alertmanager"} and not is_http_url(value):
+            raise ValueError(f"not an http(s) URL (a {kind} channel posts over HTTP)")
+        return value
+
     @model_validator(mode="after")
-    def _url_fits_type(self) -> ChannelConfig:
-        if self.type in {"webhook", "alertmanager"} and not is_http_url(self.url):
-            raise ValueError(f"url: not an http(s) URL (a {self.type} channel posts over HTTP)")
+    def _secret_fits_type(self) -> ChannelConfig:
         if self.secret is not None and self.type != "webhook":
             raise ValueError("secret: only webhook channels sign their body")
         return self
@@ -124,15 +143,18 @@ class ChannelConfig(_Section):
         Apprise URLs and webhook paths often carry tokens (Slack-style hooks), so no path.
         """
         scheme, _, rest = self.url.partition("://")
-        host = rest.split("/", 1)[0].rsplit("@", 1)[-1] if self.type != "apprise" else "…"
-        return f"{self.name} ({self.type} {scheme}://{host})"
+        if self.type == "apprise":
+            return f"{self.name} ({self.type} {scheme}://…)"
+        # The authority only: a query or fragment right after the host may hold a token too.
+        authority = re.split(r"[/?#]", rest, maxsplit=1)[0].rsplit("@", 1)[-1]
+        return f"{self.name} ({self.type} {scheme}://{authority})"
 
 
 class AlertsConfig(AlertPolicy):
     """The whole `alerts:` section: the default policy, mute windows and channels."""
 
-    mute: tuple[MuteWindow, ...] = ()
-    channels: tuple[ChannelConfig, ...] = ()
+    mute: tuple[MuteWindow, ...] = Field((), strict=False)
+    channels: tuple[ChannelConfig, ...] = Field((), strict=False)
     retry_max_attempts: int = Field(8, ge=1, le=100)
     """Deliveries of one notification to one channel before it is recorded as failed."""
 

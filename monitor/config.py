@@ -2,42 +2,52 @@
 
 Core module: the only I/O is `load_config` reading the file it is given; the environment is
 passed in (`environ`) rather than read, so `${VAR}` substitution is testable and pure.
+
+Types are strict: `concurrency: true` is no integer, `allow_private_addresses: "yes"` no
+boolean and `title: 5` no text. A value written with `${VAR}` is text after substitution; where
+its key takes a whole number or true/false, that text must spell one (`8`, `true`, `false`),
+as YAML would read it unquoted. A key repeated in one mapping is an error (YAML would silently
+keep the last one).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote
 
-import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from monitor.alert_config import AlertsConfig, EndpointAlerts
-from monitor.durations import Duration
+from monitor.config_reading import (
+    describe,
+    is_unresolved,
+    read_yaml,
+    substitute_environment,
+    typed,
+)
+from monitor.durations import Duration, PositiveDuration
 from monitor.models import ConfigError, EndpointSpec, JsonValue
 from monitor.urls import is_http_url, normalise_url
 
-_ENV_REFERENCE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_CHANNELS = "alerts.channels"
+"""Key path of the notification channels, the only part a command may leave unresolved."""
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Lists arrive from YAML where tuples are declared: those fields say `strict=False`, which
+    # relaxes the container only (its items stay strict).
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class ServerConfig(_Section):
     """Where the service listens for /metrics, /healthz and the site."""
 
     listen: str = "127.0.0.1:9402"
+    max_connections: int = Field(256, ge=32, le=100_000)
+    """Client connections open at once; at the cap the one waiting longest unanswered is closed."""
 
     @field_validator("listen")
     @classmethod
@@ -53,7 +63,7 @@ class SiteConfig(_Section):
 
     output_dir: str = "site"
     base_url: str = "http://127.0.0.1:9402/"
-    render_interval: Duration = timedelta(minutes=1)
+    render_interval: PositiveDuration = timedelta(minutes=1)
     """The service re-renders the site at most this often, and only when something changed."""
 
     @field_validator("base_url")
@@ -67,24 +77,34 @@ class SiteConfig(_Section):
 class ProbeConfig(_Section):
     """How probes are sent: schedule, limits and the address policy."""
 
-    interval: Duration = timedelta(minutes=5)
-    timeout: Duration = timedelta(seconds=10)
-    connect_timeout: Duration = timedelta(seconds=5)
+    interval: PositiveDuration = timedelta(minutes=5)
+    timeout: PositiveDuration = timedelta(seconds=10)
+    connect_timeout: PositiveDuration = timedelta(seconds=5)
     concurrency: int = Field(50, ge=1, le=10000)
     per_host: int = Field(2, ge=1, le=1000)
     max_body_bytes: int = Field(1_048_576, ge=1024, le=64 * 1_048_576)
     max_redirects: int = Field(3, ge=0, le=10)
     allow_private_addresses: bool = False
     user_agent: str = "x402-monitor/0.1 (+https://github.com/x402-monitor; unpaid health probe)"
-    facilitator_ttl: Duration = timedelta(minutes=10)
+    facilitator_ttl: PositiveDuration = timedelta(minutes=10)
     """How long a facilitator's /supported answer is reused before it is fetched again."""
+    proxy: str | None = None
+    """HTTP egress proxy for probes, `http://[user:password@]host[:port]`: each connection is
+    a CONNECT tunnel to an address the policy checked (the proxy never resolves names)."""
+    trust_env: bool = False
+    """Without `proxy`, take it from HTTPS_PROXY / HTTP_PROXY / ALL_PROXY and NO_PROXY."""
 
-    @model_validator(mode="after")
-    def _positive_durations(self) -> ProbeConfig:
-        for name in ("interval", "timeout", "connect_timeout"):
-            if getattr(self, name) <= timedelta(0):
-                raise ValueError(f"{name} must be longer than 0s")
-        return self
+    @field_validator("proxy")
+    @classmethod
+    def _http_proxy(cls, value: str | None) -> str | None:
+        # The URL may hold a password: messages describe it, never repeat it.
+        if value is None:
+            return None
+        scheme, _, rest = value.partition("://")
+        host = rest.split("/", 1)[0].rpartition("@")[2]
+        if scheme.lower() != "http" or not host or host.startswith(":"):
+            raise ValueError("expected http://[user:password@]host[:port] (the value is hidden)")
+        return value
 
 
 class ThresholdsConfig(_Section):
@@ -92,7 +112,7 @@ class ThresholdsConfig(_Section):
 
     down_after: int = Field(3, ge=1, le=1000)
     recover_after: int = Field(2, ge=1, le=1000)
-    latency_budget: Duration = timedelta(seconds=2)
+    latency_budget: PositiveDuration = timedelta(seconds=2)
 
 
 class RetentionConfig(_Section):
@@ -196,10 +216,19 @@ class Config(_Section):
     thresholds: ThresholdsConfig = ThresholdsConfig()
     retention: RetentionConfig = RetentionConfig()
     alerts: AlertsConfig = AlertsConfig()
-    sources: tuple[SourceConfig, ...] = ()
+    sources: tuple[SourceConfig, ...] = Field((), strict=False)
     shutdown_timeout: Duration = timedelta(seconds=10)
     """On SIGINT/SIGTERM, in-flight probes get this long to finish before they are cancelled."""
-    endpoints: tuple[EndpointConfig, ...] = ()
+    endpoints: tuple[EndpointConfig, ...] = Field((), strict=False)
+
+    @field_validator("database")
+    @classmethod
+    def _not_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError(
+                "must not be empty (a file path such as data/monitor.db, or a SQLAlchemy URL)"
+            )
+        return value
 
     @field_validator("sources")
     @classmethod
@@ -230,104 +259,62 @@ class Config(_Section):
         return path if path.is_absolute() else base_dir / path
 
     def database_url(self, base_dir: Path) -> str:
-        """Return the SQLAlchemy URL; a plain path is relative to `base_dir` (the config's)."""
+        """Return the SQLAlchemy URL; a plain path is relative to `base_dir` (the config's).
+
+        The path is percent-encoded: SQLAlchemy would cut a name at `?` and decode `%20`.
+        """
         if "://" in self.database:
             return self.database
         path = Path(self.database)
         if not path.is_absolute():
             path = base_dir / path
-        return f"sqlite:///{path}"
+        return f"sqlite:///{quote(str(path), safe='/')}"
 
 
-def substitute_environment(node: Any, environ: Mapping[str, str], path: str = "") -> Any:
-    """Replace `${VAR}` (and `${VAR:-default}`) in every string of a YAML tree.
+def parse_config(
+    document: object, environ: Mapping[str, str], *, with_channels: bool = True
+) -> Config:
+    """Validate a decoded YAML document into a Config, or raise ConfigError with key paths.
 
-    `$$` stands for a literal `$`. A variable that is unset and has no default raises
-    ConfigError naming the key path, so a secret never silently becomes an empty string.
+    With `with_channels=False` (commands that send no notification) the variables of
+    `alerts.channels` are not resolved: the channels are checked as far as they can be without
+    them, and the Config returned has no channels, so nothing can be sent through one that is
+    only half resolved.
     """
-    if isinstance(node, dict):
-        return {
-            key: substitute_environment(value, environ, _join(path, str(key)))
-            for key, value in node.items()
-        }
-    if isinstance(node, list):
-        return [
-            substitute_environment(value, environ, f"{path}[{index}]")
-            for index, value in enumerate(node)
-        ]
-    if not isinstance(node, str):
-        return node
-
-    def replace(match: re.Match[str]) -> str:
-        if match.group(0) == "$$":
-            return "$"
-        name, default = match.group(1), match.group(2)
-        if name in environ:
-            return environ[name]
-        if default is not None:
-            return default
-        raise ConfigError(
-            [
-                f"{path or '(root)'}: environment variable {name} is not set (export it, "
-                f"or write ${{{name}:-default}})"
-            ]
-        )
-
-    return _ENV_REFERENCE.sub(replace, node)
-
-
-def parse_config(document: object, environ: Mapping[str, str]) -> Config:
-    """Validate a decoded YAML document into a Config, or raise ConfigError with key paths."""
     if document is None:
         document = {}
     if not isinstance(document, dict):
         raise ConfigError(["(root): expected a mapping of keys such as endpoints:, probe:"])
-    substituted = substitute_environment(document, environ)
+    keep_unset_below = None if with_channels else _CHANNELS
+    substituted = substitute_environment(document, environ, keep_unset_below=keep_unset_below)
+    checked = typed(substituted, Config)
     try:
-        return Config.model_validate(substituted)
+        config = Config.model_validate(checked)
     except ValidationError as error:
-        raise ConfigError([_describe(item) for item in error.errors()]) from None
+        problems = [describe(item) for item in error.errors() if not is_unresolved(item)]
+        if problems or with_channels:
+            raise ConfigError(problems) from None
+        # Every problem came from an unset channel variable: what remains is valid without them.
+        config = Config.model_validate(_without_channels(checked))
+    if with_channels:
+        return config
+    return config.model_copy(update={"alerts": config.alerts.model_copy(update={"channels": ()})})
 
 
-def load_config(path: Path, environ: Mapping[str, str]) -> Config:
-    """Read and validate a config file; errors name the file, the key path and the fix."""
+def load_config(path: Path, environ: Mapping[str, str], *, with_channels: bool = True) -> Config:
+    """Read and validate a config file; errors name the file, the key path and the fix.
+
+    `with_channels` is as in `parse_config`.
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise ConfigError([f"{path}: cannot read the config file ({error.strerror})"]) from None
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(error, "problem", None) or "invalid YAML"
-        raise ConfigError([f"{path}:{where}: {problem}"]) from None
-    return parse_config(document, environ)
+    return parse_config(read_yaml(text, str(path)), environ, with_channels=with_channels)
 
 
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
-def _describe(error: Mapping[str, Any]) -> str:
-    """Turn one pydantic error into `key.path[2].name: what is wrong (and how to fix it)`."""
-    path = ""
-    for part in error["loc"]:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        elif part in {"function-after", "function-before"} or str(part).startswith("literal"):
-            continue
-        else:
-            path = _join(path, str(part))
-    kind = error["type"]
-    message = str(error["msg"]).removeprefix("Value error, ")
-    if kind == "extra_forbidden":
-        message = "unknown key (check its spelling against the README's config reference)"
-    elif kind == "missing":
-        message = "required key is missing"
-    elif kind in {"int_parsing", "int_type"}:
-        message = "must be a whole number"
-    elif kind in {"bool_parsing", "bool_type"}:
-        message = "must be true or false"
-    message = message[:1].lower() + message[1:]
-    return f"{path or '(root)'}: {message}"
+def _without_channels(document: dict[str, Any]) -> dict[str, Any]:
+    alerts = document.get("alerts")
+    if not isinstance(alerts, dict):
+        return document
+    return {**document, "alerts": {k: v for k, v in alerts.items() if k != "channels"}}

@@ -4,6 +4,7 @@ loopback seller serving real x402 payloads, a real SQLite file."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -32,7 +33,7 @@ EXPECTED: dict[str, tuple[str | None, str, str]] = {
     "/redirect-loop": ("GET", "soft_fail", "degraded"),
     "/not-found": ("GET", "hard_fail", "down"),
     "/error": ("GET", "hard_fail", "down"),
-    "/slow?delay=1": ("GET", "hard_fail", "down"),
+    "/slow?delay=30": ("GET", "hard_fail", "down"),
     "/rate-limited": ("GET", "inconclusive", "unknown"),
 }
 
@@ -54,8 +55,8 @@ def _write_config(tmp_path: Path, demo_url: str, *, allow_private: bool = True) 
     config = {
         "database": "data/monitor.db",
         "probe": {
-            "timeout": "500ms",
-            "connect_timeout": "1s",
+            "timeout": "3s",
+            "connect_timeout": "3s",
             "concurrency": 8,
             "per_host": 4,
             "allow_private_addresses": allow_private,
@@ -72,7 +73,7 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
         [sys.executable, "-m", "monitor", *args],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
         cwd=REPO,
         check=False,
     )
@@ -126,7 +127,7 @@ def test_check_json_classifies_every_demo_endpoint(tmp_path: Path, demo_url: str
     )
     assert invalid["error"].startswith("invalid challenge: ")
     assert rows[demo_url + "/not-found"]["error"] == "HTTP 404"
-    assert rows[demo_url + "/slow?delay=1"]["error"] == "timeout after 500ms"
+    assert rows[demo_url + "/slow?delay=30"]["error"] == "timeout after 3s"
     assert rows[demo_url + "/free"]["uptime_30d"] == 0.0
     assert rows[demo_url + "/rate-limited"]["uptime_30d"] is None
     assert all(row["score"] is None for row in rows.values())  # unrated below 10 checks
@@ -234,3 +235,200 @@ def test_render_builds_the_site_from_the_database(tmp_path: Path, demo_url: str)
     assert refused.returncode == 2
     assert refused.stderr.startswith("error: site: ")
     assert (foreign / "notes.txt").read_text() == "keep me"
+
+
+DATABASE_COMMANDS = [
+    ["check"],
+    ["run"],
+    ["render"],
+    ["discover", "--dry-run"],
+    ["alerts", "status"],
+]
+
+
+def _database_config(tmp_path: Path, database: str) -> Path:
+    config = tmp_path / "config.yaml"
+    document = {
+        "database": database,
+        "server": {"listen": "127.0.0.1:0"},
+        "site": {"output_dir": str(tmp_path / "site")},
+        "sources": [{"type": "bazaar", "name": "cdp", "url": "http://127.0.0.1:9/"}],
+    }
+    config.write_text(yaml.safe_dump(document))
+    return config
+
+
+def _unopenable(tmp_path: Path, kind: str) -> tuple[str, Path]:
+    """Return a `database:` value that cannot be opened and the file path it names."""
+    if kind == "below a file":
+        (tmp_path / "plain").write_text("a file, not a folder")
+        return "plain/data/monitor.db", tmp_path / "plain" / "data" / "monitor.db"
+    if kind == "a folder":
+        (tmp_path / "folder.db").mkdir()
+        return "folder.db", tmp_path / "folder.db"
+    if kind == "not a database":
+        (tmp_path / "notes.db").write_text("these are notes, not SQLite\n" * 100)
+        return "notes.db", tmp_path / "notes.db"
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    return "locked/monitor.db", locked / "monitor.db"
+
+
+UNOPENABLE = [
+    "below a file",
+    "a folder",
+    "not a database",
+    pytest.param(
+        "unwritable folder",
+        marks=pytest.mark.skipif(
+            hasattr(os, "geteuid") and os.geteuid() == 0, reason="root writes anywhere"
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize("kind", UNOPENABLE)
+@pytest.mark.parametrize("command", DATABASE_COMMANDS, ids=" ".join)
+def test_a_database_that_cannot_be_opened_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str], kind: str
+) -> None:
+    database, path = _unopenable(tmp_path, kind)
+    config = _database_config(tmp_path, database)
+    code = main([*command, "--config", str(config)])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"error: database: cannot open {path} ("), lines[0]
+
+
+@pytest.mark.parametrize("command", [["check-config"], *DATABASE_COMMANDS], ids=" ".join)
+def test_an_empty_database_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    config = _database_config(tmp_path, "")
+    assert main([*command, "--config", str(config)]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: database: must not be empty (a file path such as data/monitor.db, "
+        "or a SQLAlchemy URL)"
+    ]
+
+
+def test_an_unopenable_database_prints_no_traceback(tmp_path: Path) -> None:
+    database, path = _unopenable(tmp_path, "below a file")
+    result = _run("run", "--config", str(_database_config(tmp_path, database)))
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"error: database: cannot open {path} (cannot create its folder {path.parent}: "
+        "Not a directory)"
+    ]
+
+
+def _config_with_secret_channel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.delenv("X402_TEST_HOOK_URL", raising=False)
+    monkeypatch.setenv("X402_TEST_SET", "set")
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "database: data/monitor.db\n"
+        "server: {listen: '127.0.0.1:0'}\n"
+        f"site: {{output_dir: '{tmp_path / 'site'}'}}\n"
+        "sources: [{type: bazaar, name: cdp, url: 'http://127.0.0.1:9/'}]\n"
+        "alerts:\n"
+        "  channels:\n"
+        "    - name: ops\n"
+        "      type: webhook\n"
+        "      url: ${X402_TEST_HOOK_URL}\n"
+        "      secret: ${X402_TEST_SET}\n"
+    )
+    return config
+
+
+UNSET_HOOK = (
+    "error: alerts.channels[0].url: environment variable X402_TEST_HOOK_URL is not set "
+    "(export it, or write ${X402_TEST_HOOK_URL:-default})"
+)
+
+
+@pytest.mark.parametrize(
+    ("command", "output"),
+    [
+        (["render"], "rendered 0 endpoints into "),
+        (["alerts", "status"], "no alert is firing"),
+    ],
+    ids=lambda value: " ".join(value) if isinstance(value, list) else "",
+)
+def test_commands_that_send_nothing_need_no_channel_variable(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    command: list[str],
+    output: str,
+) -> None:
+    config = _config_with_secret_channel(tmp_path, monkeypatch)
+    code = main([*command, "--config", str(config)])
+    captured = capsys.readouterr()
+    assert (code, captured.err) == (0, "")
+    assert captured.out.startswith(output)
+
+
+def test_discover_needs_no_channel_variable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = _config_with_secret_channel(tmp_path, monkeypatch)
+    code = main(["discover", "--dry-run", "--config", str(config)])
+    captured = capsys.readouterr()
+    assert code == 1  # the catalogue is unreachable (port 9): the config itself was accepted
+    assert captured.out.startswith("cdp: 0 seen"), captured
+    assert "error:" not in captured.err
+
+
+@pytest.mark.parametrize("command", [["check-config"], ["check"], ["alerts", "test"]], ids=" ".join)
+def test_commands_that_send_or_validate_everything_need_channel_variables(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    command: list[str],
+) -> None:
+    config = _config_with_secret_channel(tmp_path, monkeypatch)
+    assert main([*command, "--config", str(config)]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [UNSET_HOOK]
+
+
+@pytest.mark.parametrize(
+    ("timeout", "expected"),
+    [
+        ("0s", "error: --timeout: must be positive (longer than 0s), got 0s"),
+        ("-5s", "error: --timeout: '-5s' is negative: a duration must be positive, such as 30s"),
+    ],
+)
+def test_validate_refuses_a_timeout_that_is_not_positive_in_one_line(
+    capsys: pytest.CaptureFixture[str], timeout: str, expected: str
+) -> None:
+    assert main(["validate", "http://127.0.0.1:9/x", f"--timeout={timeout}"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [expected]
+
+
+def test_repeated_keys_are_reported_one_line_each(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("probe:\n  concurrency: 4\nprobe:\n  timeout: 5s\n  timeout: 6s\n")
+    assert main(["check-config", "--config", str(config)]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: {config}: line 3: probe: duplicate key, first on line 1 "
+        "(YAML keeps only the last one: merge them)",
+        f"error: {config}: line 5: probe.timeout: duplicate key, first on line 4 "
+        "(YAML keeps only the last one: merge them)",
+    ]
+
+
+def test_check_config_hides_the_database_password(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("X402_TEST_DB_PASSWORD", "s3cret-pa:ss")
+    config = tmp_path / "config.yaml"
+    config.write_text("database: postgresql+psycopg://monitor:${X402_TEST_DB_PASSWORD}@db/m\n")
+    assert main(["check-config", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "  database       postgresql+psycopg://monitor:***@db/m\n" in out
+    assert "s3cret" not in out

@@ -23,7 +23,7 @@ def _validate(*args: str) -> subprocess.CompletedProcess[str]:
         [sys.executable, "-m", "monitor", "validate", *args],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
         cwd=REPO,
         check=False,
     )
@@ -111,7 +111,7 @@ def test_validate_no_answer_and_refused_exit_2(demo_url: str) -> None:
     refused = _validate(demo_url + "/v2/valid", "--json")  # loopback without --allow-private
     assert refused.returncode == 2
     assert _json(refused)["error"].startswith("blocked: ")
-    timeout = _validate(demo_url + "/slow?delay=1", "--allow-private", "--timeout", "300ms")
+    timeout = _validate(demo_url + "/slow?delay=5", "--allow-private", "--timeout", "300ms")
     assert timeout.returncode == 2
     assert timeout.stdout.startswith("NO ANSWER: timeout after 300ms")
 

@@ -15,23 +15,23 @@ from pathlib import Path
 from monitor.cli.catalogue import alerts_status_command, alerts_test_command, discover_command
 from monitor.cli.common import EXIT_USAGE, METHODS, config_argument, log
 from monitor.cli.probing import check_command, check_config_command, validate_command
+from monitor.cli.redaction import install_redaction
 from monitor.cli.serving import render_command, run_command
 from monitor.models import MonitorError
 
-__all__ = ["log", "main"]
+__all__ = ["configure_logging", "log", "main"]
+
+LIBRARIES_THAT_LOG_SECRETS = ("httpx", "httpcore", "urllib3", "requests", "apprise")
+"""They log request URLs (httpx at INFO, urllib3 at DEBUG), Apprise URLs with their tokens and
+header values (apprise at DEBUG and TRACE, despite its masking), or response headers (httpcore
+at DEBUG): kept at WARNING whatever `--log-level` says."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the process exit code."""
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, args.log_level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # APScheduler logs every job run at INFO; the monitor's own round lines say what matters.
-    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.root.level))
+    configure_logging(getattr(logging, args.log_level.upper()))
     try:
         result: int = args.handler(args)
     except MonitorError as error:
@@ -41,6 +41,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return result
+
+
+def configure_logging(level: int) -> None:
+    """Log to stderr at `level`; quiet the libraries that print secrets; mask known secrets.
+
+    Known secrets are added later, once a command has read its config (`redaction.protect`).
+    """
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    # APScheduler logs every job run at INFO; the monitor's own round lines say what matters.
+    for name in ("apscheduler", *LIBRARIES_THAT_LOG_SECRETS):
+        logging.getLogger(name).setLevel(max(logging.WARNING, level))
+    install_redaction()
 
 
 def _parser() -> argparse.ArgumentParser:

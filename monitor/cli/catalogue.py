@@ -32,7 +32,7 @@ from monitor.store import Store
 
 def discover_command(args: argparse.Namespace) -> int:
     """Crawl each configured source once; print a summary per source (exit 1 if any failed)."""
-    config = load_config_file(args.config)
+    config = load_config_file(args.config, channels=False)
     sources = [s for s in config.sources if not args.source or s.name in args.source]
     unknown = set(args.source or ()) - {source.name for source in config.sources}
     if unknown:
@@ -91,7 +91,7 @@ async def crawl_all(
 
 def alerts_test_command(args: argparse.Namespace) -> int:
     """Send a `test` notification through every channel; exit 1 when any failed."""
-    config = load_config_file(args.config)
+    config = load_config_file(args.config, channels=True)
     if not config.alerts.channels:
         raise MonitorError(
             "alerts.channels: no channel configured (add a webhook, alertmanager or apprise one)"
@@ -113,7 +113,7 @@ def alerts_test_command(args: argparse.Namespace) -> int:
 
 def alerts_status_command(args: argparse.Namespace) -> int:
     """List firing alerts: endpoint, status, failures in a row, since, last error."""
-    config = load_config_file(args.config)
+    config = load_config_file(args.config, channels=False)
     store = Store.open(config.database_url(args.config.parent))
     try:
         firing = store.firing()

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 from datetime import UTC, datetime
 from pathlib import Path
 
-from monitor.config import Config, load_config
+from monitor.cli.redaction import config_secrets, protect
+from monitor.config import Config, ProbeConfig, load_config
+from monitor.config_reading import referenced_variables
 from monitor.discovery import FacilitatorClient
+from monitor.models import ConfigError
+from monitor.probe import Prober, build_transport
 
 log = logging.getLogger("monitor")
 
@@ -28,9 +33,20 @@ def config_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def load_config_file(path: Path) -> Config:
-    """Load a config file with the process environment for `${VAR}`."""
-    return load_config(path, os.environ)
+def load_config_file(path: Path, *, channels: bool) -> Config:
+    """Load a config file with the process environment for `${VAR}`.
+
+    `channels`: whether the command uses the alert channels (sends notifications, or checks
+    the whole config). Without, their variables may be unset and the Config has no channels.
+    From here on, the config's secrets (channel URLs and headers, the database password, every
+    `${VAR}` value the file refers to) are masked in every log line.
+    """
+    config = load_config(path, os.environ, with_channels=channels)
+    protect(config_secrets(config))
+    with contextlib.suppress(OSError):  # read once already by load_config
+        names = referenced_variables(path.read_text(encoding="utf-8"))
+        protect([os.environ[name] for name in names if os.environ.get(name)])
+    return config
 
 
 def utc_now() -> datetime:
@@ -46,3 +62,15 @@ def facilitator_client(config: Config) -> FacilitatorClient:
         timeout=config.probe.timeout,
         ttl=config.probe.facilitator_ttl,
     )
+
+
+def new_prober(config: ProbeConfig) -> Prober:
+    """Return the prober of `config`, its egress proxy taken from the environment if asked.
+
+    An unusable proxy variable is a ConfigError naming it (its value may hold a password).
+    """
+    try:
+        transport = build_transport(config, environ=os.environ)
+    except ValueError as error:
+        raise ConfigError([f"probe.proxy: {error}"]) from None
+    return Prober(config, clock=utc_now, transport=transport)

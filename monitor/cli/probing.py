@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 from collections import Counter
+from datetime import timedelta
 
 from rich.console import Console
 from rich.progress import (
@@ -23,6 +25,7 @@ from monitor.cli.common import (
     EXIT_USAGE,
     facilitator_client,
     load_config_file,
+    new_prober,
     utc_now,
 )
 from monitor.config import Config, ProbeConfig
@@ -30,18 +33,20 @@ from monitor.discovery import FacilitatorClient
 from monitor.durations import format_duration, parse_duration
 from monitor.models import CheckResult, EndpointSpec, JsonValue, MonitorError, ProbeFacts
 from monitor.notify import alert_context, deliver_due
-from monitor.probe import Prober
 from monitor.report import check_json, print_check_table, print_validation, validation_json
 from monitor.service import judge_one, probe_round
 from monitor.store import Store, StoredEndpoint
 from monitor.urls import is_http_url, normalise_url
 
+_URL_PASSWORD = re.compile(r"^([\w+]+://[^:/@]*):[^@]*@")
+"""The user:password@ part of a SQLAlchemy URL, read as SQLAlchemy reads it."""
+
 
 def check_config_command(args: argparse.Namespace) -> int:
-    config = load_config_file(args.config)
+    config = load_config_file(args.config, channels=True)  # checks every variable
     probe = config.probe
     print(f"{args.config}: valid")
-    print(f"  database       {config.database_url(args.config.parent)}")
+    print(f"  database       {without_password(config.database_url(args.config.parent))}")
     print(f"  server         {config.server.listen}")
     print(f"  site           {config.site.output_dir} -> {config.site.base_url}")
     print(
@@ -63,8 +68,13 @@ def check_config_command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def without_password(url: str) -> str:
+    """Return a database URL with its password (often a `${VAR}` secret) shown as `***`."""
+    return _URL_PASSWORD.sub(r"\1:***@", url, count=1)
+
+
 def check_command(args: argparse.Namespace) -> int:
-    config = load_config_file(args.config)
+    config = load_config_file(args.config, channels=True)  # delivers due notifications
     store = Store.open(config.database_url(args.config.parent))
     try:
         now = utc_now()
@@ -127,7 +137,7 @@ async def probe_all(
             progress.advance(task)
 
         async with (
-            Prober(config.probe, clock=utc_now) as prober,
+            new_prober(config.probe) as prober,
             facilitator_client(config) as facilitators,
         ):
             report = await probe_round(
@@ -152,14 +162,14 @@ def validate_command(args: argparse.Namespace) -> int:
         except json.JSONDecodeError as error:
             raise MonitorError(f"--body: not JSON ({error.msg} at character {error.pos})") from None
     try:
-        probe = ProbeConfig(
-            timeout=parse_duration(args.timeout),
-            allow_private_addresses=args.allow_private,
-            concurrency=1,
-            per_host=1,
-        )
+        timeout = parse_duration(args.timeout)
     except ValueError as error:
         raise MonitorError(f"--timeout: {error}") from None
+    if timeout <= timedelta(0):
+        raise MonitorError(f"--timeout: must be positive (longer than 0s), got {args.timeout}")
+    probe = ProbeConfig(
+        timeout=timeout, allow_private_addresses=args.allow_private, concurrency=1, per_host=1
+    )
     spec = EndpointSpec(
         url=normalise_url(args.url),
         method=args.method,
@@ -180,7 +190,7 @@ def validate_command(args: argparse.Namespace) -> int:
 
 async def validate_once(spec: EndpointSpec, probe: ProbeConfig) -> CheckResult:
     async with (
-        Prober(probe, clock=utc_now) as prober,
+        new_prober(probe) as prober,
         FacilitatorClient(
             user_agent=probe.user_agent, clock=utc_now, timeout=probe.timeout
         ) as client,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
+import resource
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +27,7 @@ from monitor.cli.common import (
     facilitator_client,
     load_config_file,
     log,
+    new_prober,
     utc_now,
 )
 from monitor.config import Config
@@ -33,7 +36,6 @@ from monitor.metrics import build_registry
 from monitor.metrics import render as render_metrics
 from monitor.models import MonitorError
 from monitor.pages import site_details, store_snapshot
-from monitor.probe import Prober
 from monitor.service import MonitorService
 from monitor.site import RenderReport, SiteError, render_site
 from monitor.snapshot import MonitorSnapshot
@@ -42,8 +44,22 @@ from monitor.web import WebServer
 
 
 def run_command(args: argparse.Namespace) -> int:
-    config = load_config_file(args.config)
+    config = load_config_file(args.config, channels=True)
+    _raise_open_file_limit()
     return asyncio.run(serve(config, args.config.parent))
+
+
+def _raise_open_file_limit() -> None:
+    """Lift the soft open-file limit to the hard one: probes and clients each hold a socket.
+
+    Many systems start processes at 1,024 descriptors, fewer than `probe.concurrency` x 2
+    probes plus `server.max_connections` clients may need.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 65_536)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
 async def serve(config: Config, base_dir: Path) -> int:
@@ -72,7 +88,7 @@ async def serve(config: Config, base_dir: Path) -> int:
         loop.add_signal_handler(number, on_signal, number)
     try:
         async with (
-            Prober(config.probe, clock=utc_now) as prober,
+            new_prober(config.probe) as prober,
             facilitator_client(config) as facilitators,
             Notifier(user_agent=config.probe.user_agent) as notifier,
         ):
@@ -91,6 +107,7 @@ async def serve(config: Config, base_dir: Path) -> int:
                 metrics=lambda: render_metrics(registry),
                 health=service.health,
                 site_dir=site_dir,
+                max_connections=config.server.max_connections,
             )
             try:
                 web.start()
@@ -128,7 +145,7 @@ def render_from_store(
 
 def render_command(args: argparse.Namespace) -> int:
     """Render the site from the database into site.output_dir (or --output)."""
-    config = load_config_file(args.config)
+    config = load_config_file(args.config, channels=False)
     output = args.output or config.site_dir(args.config.parent)
     store = Store.open(config.database_url(args.config.parent))
     try:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, event, insert, inspect, or_, text, update
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlmodel import Session, SQLModel, col, create_engine, select
 
 from monitor.config import ThresholdsConfig
@@ -28,7 +29,7 @@ from monitor.store.mapping import stored_endpoint
 from monitor.store.outbox import AlertContext, OutboxMethods, Outgoing
 from monitor.store.records import CrawlState, StoredEndpoint, StoredFlip, WindowFigures
 from monitor.store.rollups import delete_raw, roll_up, window_counts
-from monitor.store.rounds import save_round
+from monitor.store.rounds import save_round_resilient
 from monitor.store.tables import (
     INDEXES,
     MIGRATIONS,
@@ -65,17 +66,47 @@ class Store(CatalogueMethods, OutboxMethods):
     def open(cls, url: str) -> Store:
         """Open (creating or upgrading) the database at a SQLAlchemy URL.
 
-        Raises StoreError when the database belongs to a newer monitor or to something else.
+        Raises StoreError, one line naming `database`, when it cannot be opened (its folder
+        cannot be created, the file is no SQLite database, no driver, no connection), or
+        belongs to a newer monitor or to something else. Passwords are never shown.
         """
-        parsed = make_url(url)
+        try:
+            parsed = make_url(url)
+        except ArgumentError:
+            raise StoreError(
+                "database: not a file path nor a SQLAlchemy URL (such as "
+                "postgresql+psycopg://user@host/db)"
+            ) from None
         is_sqlite = parsed.get_backend_name() == "sqlite"
+        where = parsed.database if is_sqlite and parsed.database else safe_url(url)
         if is_sqlite and parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False} if is_sqlite else {})
+            folder = Path(parsed.database).parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                reason = f"cannot create its folder {folder}: {error.strerror or error}"
+                raise StoreError(f"database: cannot open {where} ({reason})") from None
+        try:
+            engine = create_engine(
+                url, connect_args={"check_same_thread": False} if is_sqlite else {}
+            )
+        except (ArgumentError, ImportError) as error:
+            reason = f"no driver for {parsed.drivername}: {error}"
+            raise StoreError(f"database: cannot open {where} ({reason})") from None
         if is_sqlite:
             event.listen(engine, "connect", sqlite_pragmas)
         store = cls(engine)
-        store._prepare_schema(url)
+        try:
+            store._prepare_schema(url)
+        except SQLAlchemyError as error:
+            engine.dispose()
+            # The driver's own words ("unable to open database file"), not SQLAlchemy's SQL dump.
+            detail = str(error.orig if isinstance(error, DBAPIError) else error).strip()
+            reason = detail.splitlines()[0] if detail else type(error).__name__
+            raise StoreError(f"database: cannot open {where} ({reason})") from None
+        except BaseException:
+            engine.dispose()
+            raise
         return store
 
     def close(self) -> None:
@@ -153,14 +184,15 @@ class Store(CatalogueMethods, OutboxMethods):
     ) -> list[StoredFlip]:
         """Store a round of checks and advance each endpoint's state, in one transaction.
 
+        A round that the database refuses is saved endpoint by endpoint, and an endpoint whose
+        check cannot be stored gets an inconclusive stand-in (see save_round_resilient).
         `results` pairs endpoint ids with their check. With `alerts`, each endpoint's alert
         state advances too and its notifications enter the outbox in the same transaction.
         Returns the flips the round caused.
         """
         if not results:
             return []
-        with self._engine.begin() as connection:
-            return save_round(connection, results, thresholds, interval, alerts)
+        return save_round_resilient(self._engine, results, thresholds, interval, alerts)
 
     def window_figures(self, ids: Sequence[int], now: datetime) -> dict[int, WindowFigures]:
         """Return 30-day outcome counts and 24-hour p50/p95 for the given endpoints."""
