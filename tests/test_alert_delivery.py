@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -277,45 +278,59 @@ def test_killed_between_state_change_and_delivery_delivers_once_after_restart(
                 "database": "data/monitor.db",
                 "server": {"listen": "127.0.0.1:0"},
                 "site": {"output_dir": "site"},
-                "probe": {"interval": "1s", "timeout": "1s", "allow_private_addresses": True},
+                "probe": {"interval": "1s", "timeout": "10s", "allow_private_addresses": True},
                 "alerts": {"channels": [{"name": "ops", "type": "webhook", "url": hook_url}]},
                 "endpoints": [{"url": seller_url, "method": "GET"}],
             }
         )
     )
 
-    def start() -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "monitor", "run", "--config", str(config_path)],
-            cwd=REPO,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
+    def start(name: str) -> subprocess.Popen[str]:
+        with (tmp_path / f"{name}.log").open("w") as log:  # the child keeps its own copy
+            return subprocess.Popen(
+                [sys.executable, "-m", "monitor", "run", "--config", str(config_path)],
+                cwd=REPO,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                text=True,
+            )
 
-    def wait_for(condition: Any, what: str, timeout: float = 20) -> None:
-        deadline = time.monotonic() + timeout
+    def wait_for(name: str, process: subprocess.Popen[str], condition: Any, what: str) -> None:
+        # Generous: a start-up and a first round on a busy machine. A monitor that exited
+        # fails the test at once, with its log.
+        deadline = time.monotonic() + 120
         while not condition():
+            code = process.poll()
+            if code is not None:
+                log = (tmp_path / f"{name}.log").read_text()
+                raise AssertionError(f"the {name} monitor exited ({code}) before {what}:\n{log}")
             assert time.monotonic() < deadline, f"timed out waiting for {what}"
             time.sleep(0.1)
 
-    first = start()
+    def sent() -> int:
+        with closing(sqlite3.connect(tmp_path / "data" / "monitor.db", timeout=30)) as raw:
+            query = "SELECT COUNT(*) FROM notifications WHERE state = 'sent'"
+            return int(raw.execute(query).fetchone()[0])
+
+    first = start("first")
     try:
-        wait_for(lambda: len(hook.requests) >= 1, "a first (refused) delivery attempt")
+        wait_for("first", first, lambda: hook.requests, "a first (refused) delivery attempt")
         first.send_signal(signal.SIGKILL)
-        first.wait(timeout=10)
+        first.wait(timeout=60)
     finally:
         if first.poll() is None:
             first.kill()
     assert hook.accepted == []
     hook.default = 200
-    second = start()
+    second = start("second")
     try:
-        wait_for(lambda: len(hook.accepted) >= 1, "the delivery after restart")
-        time.sleep(0.5)  # would a duplicate follow?
+        wait_for("second", second, lambda: hook.accepted, "the delivery after restart")
+        # Recorded as sent before stopping: a duplicate would come from a notification that
+        # is still pending, not from one stopped before it could record its delivery.
+        wait_for("second", second, lambda: sent() >= 1, "the delivery recorded as sent")
     finally:
         second.send_signal(signal.SIGTERM)
-        second.wait(timeout=15)
+        second.wait(timeout=60)
     assert [b["event"] for b in hook.accepted] == ["firing"]
     ids = {json.loads(body)["notification_id"] for _, body in hook.requests}
     assert ids == {hook.accepted[0]["notification_id"]}

@@ -225,7 +225,7 @@ def test_counters_follow_the_checks() -> None:
 
 def test_changes_stay_bounded_while_flapping() -> None:
     steps = " ".join(f"{'FP'[i % 2]}@{i}" for i in range(50))
-    state, heard = play(steps, AlertPolicy(**TOGGLE))
+    state, heard = play(steps, AlertPolicy.model_validate(TOGGLE))
     assert state.flapping
     assert heard == "firing@0 resolved@1 firing@2 flapping@3"
     assert len(state.changes) == 4
@@ -241,7 +241,7 @@ def test_endpoint_overrides_apply_to_the_policy() -> None:
 
 
 def test_state_round_trips_through_json_and_resumes_identically() -> None:
-    policy = AlertPolicy(**TOGGLE)
+    policy = AlertPolicy.model_validate(TOGGLE)
     state, _ = play("F@0 P@1 F@2 P@3", policy)
     restored = AlertState.from_json(json.loads(json.dumps(state.to_json())))
     assert restored == state

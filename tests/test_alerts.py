@@ -11,7 +11,9 @@ import socket
 import subprocess
 import threading
 import time
+import tracemalloc
 import urllib.request
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,7 +30,8 @@ from monitor.alerts import DeliveryResult, Notifier, retry_delay
 
 SECRET = "s3cret-webhook-key"
 SLUG = "api-example-com-weather"
-WAIT_S = 15.0
+WAIT_S = 60.0
+"""How long a test waits (Alertmanager to start, an alert to show) and a receiver holds."""
 POLL_S = 0.1
 
 
@@ -48,6 +51,7 @@ class Receiver(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.lock = threading.Lock()
         self.requests: list[Received] = []
+        self.release = threading.Event()
 
     @property
     def base_url(self) -> str:
@@ -71,7 +75,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.requests.append(Received(self.path, headers, body))
         prefix = self.path.split("/")[1]
         if prefix == "slow":
-            time.sleep(1.0)
+            self.server.release.wait(WAIT_S)
         status = {"e500": 500, "e400": 400, "e429": 429, "r302": 302}.get(prefix, 200)
         self.send_response(status)
         if status == 302:
@@ -88,6 +92,7 @@ def receiver() -> Iterator[Receiver]:
     try:
         yield server
     finally:
+        server.release.set()
         server.shutdown()
         server.server_close()
 
@@ -121,7 +126,7 @@ def message(event: AlertEvent = AlertEvent.FIRING, **changes: Any) -> Notificati
 
 
 def channel(url: str, type: str = "webhook", **options: Any) -> ChannelConfig:
-    return ChannelConfig(name="test", type=type, url=url, **options)
+    return ChannelConfig.model_validate({"name": "test", "type": type, "url": url, **options})
 
 
 def send(target: ChannelConfig, note: NotificationMessage | None = None) -> DeliveryResult:
@@ -178,8 +183,105 @@ def test_closed_port_is_retryable() -> None:
 def test_slow_receiver_times_out_retryable(receiver: Receiver) -> None:
     started = time.perf_counter()
     result = send(channel(f"{receiver.base_url}/slow", timeout=timedelta(seconds=0.2)))
-    assert time.perf_counter() - started < 0.9
+    # 25x the timeout (a busy machine); the default timeout (10 s) or the receiver's hold
+    # (WAIT_S) would take longer.
+    assert time.perf_counter() - started < 5.0
     assert (result.ok, result.permanent, result.detail) == (False, False, "timeout after 0.2 s")
+
+
+# --- answers that are never read in full ---------------------------------------------------
+
+BOMB_BYTES = 1 << 30
+"""A gzip bomb: 1 GiB of zeros once decoded, about 1 MB as sent, compressed as it is sent."""
+_MIB = 1 << 20
+
+
+class Answering(ThreadingHTTPServer):
+    """Answers every POST with 200 and a hostile body: `bomb` (gzip) or `drip` (never ends)."""
+
+    daemon_threads = True
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(("127.0.0.1", 0), _AnsweringHandler)
+        self.kind = kind
+        self.release = threading.Event()
+        self.sent = 0
+        self.accept_encoding: str | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _AnsweringHandler(BaseHTTPRequestHandler):
+    server: Answering
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.server.accept_encoding = self.headers.get("Accept-Encoding")
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        try:
+            if self.server.kind == "bomb":
+                self.send_header("Content-Encoding", "gzip")
+                self.end_headers()  # HTTP/1.0: the body ends when the connection closes
+                gzip = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+                zeros = bytes(_MIB)
+                for _ in range(BOMB_BYTES // _MIB):
+                    self._write(gzip.compress(zeros))
+                self._write(gzip.flush())
+            else:
+                self.send_header("Content-Length", "1000")
+                self.end_headers()
+                self._write(b'{"ok": ')
+                self.server.release.wait(WAIT_S)  # ...and the rest never comes
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the notifier has read enough and hung up: as it should
+
+    def _write(self, data: bytes) -> None:
+        if data:
+            self.wfile.write(data)
+            self.wfile.flush()
+            self.server.sent += len(data)
+
+
+@pytest.fixture
+def answering(request: pytest.FixtureRequest) -> Iterator[Answering]:
+    server = Answering(request.param)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        yield server
+    finally:
+        server.release.set()
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("answering", ["bomb"], indirect=True)
+@pytest.mark.parametrize("kind", ["webhook", "alertmanager"])
+def test_compressed_answer_is_never_decoded(answering: Answering, kind: str) -> None:
+    tracemalloc.start()
+    try:
+        result = send(channel(f"{answering.base_url}/hook", kind, timeout=timedelta(seconds=30)))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert answering.accept_encoding == "identity"  # it was not asked for
+    assert result == DeliveryResult(True, False, 200, "HTTP 200")
+    assert peak < 16 * _MIB  # decoding it would take 1 GiB
+    assert answering.sent < 16 * _MIB  # and the rest of the bomb was never fetched
+
+
+@pytest.mark.parametrize("answering", ["drip"], indirect=True)
+def test_answer_body_that_never_ends_still_counts_as_delivered(answering: Answering) -> None:
+    """The status decides: waiting for a body would time out, then deliver twice."""
+    started = time.perf_counter()
+    result = send(channel(f"{answering.base_url}/hook", timeout=timedelta(seconds=3)))
+    assert result == DeliveryResult(True, False, 200, "HTTP 200")
+    assert time.perf_counter() - started < WAIT_S  # not held until the body's sender gives up
 
 
 def test_alertmanager_posts_to_the_v2_api(receiver: Receiver) -> None:
@@ -236,7 +338,7 @@ def test_invalid_apprise_url_is_permanent_and_not_echoed() -> None:
 
 
 def _get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=2) as response:
+    with urllib.request.urlopen(url, timeout=WAIT_S) as response:
         return json.loads(response.read())
 
 
@@ -274,7 +376,7 @@ def alertmanager(tmp_path: Path) -> Iterator[str]:
             if process.poll() is not None:
                 stderr = process.stderr.read().decode() if process.stderr else ""
                 pytest.fail(f"alertmanager exited: {stderr[-2000:]}")
-            with urllib.request.urlopen(f"{base}/-/ready", timeout=1) as response:
+            with urllib.request.urlopen(f"{base}/-/ready", timeout=10) as response:
                 return bool(response.status == 200)
 
         _wait_for(ready, "Alertmanager /-/ready")
