@@ -10,27 +10,29 @@ database, never as one scheduler job per endpoint.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from monitor.alerts import Notifier
-from monitor.assess import assess
 from monitor.config import Config, SourceConfig
 from monitor.discovery import FacilitatorClient
+from monitor.dispatch import Dispatcher
 from monitor.indexing import CrawlSummary, crawl_source, crawler_for
-from monitor.models import CheckResult, EndpointSpec, Outcome, ProbeFacts
 from monitor.notify import ALERTMANAGER_REPOST, alert_context, deliver_due, repost_firing
 from monitor.pages import snapshot_endpoint
 from monitor.probe import Prober
-from monitor.snapshot import DurationHistogram, MonitorSnapshot
-from monitor.store import AlertContext, Store, StoredEndpoint, StoredFlip
+from monitor.rounds import RoundReport, judge, judge_one, probe_round, save
+from monitor.snapshot import MonitorSnapshot
+from monitor.store import Store
+
+__all__ = ["MonitorService", "RoundReport", "judge", "judge_one", "probe_round", "save"]
 
 log = logging.getLogger(__name__)
 
@@ -43,93 +45,8 @@ SNAPSHOT_BUDGET = 10
 ROLLUP_PERIOD = timedelta(hours=1)
 STALE_AFTER = timedelta(seconds=15)
 """/healthz turns 503 when the last dispatch tick is older than this."""
-FAILED_BATCH_BACKOFF = timedelta(seconds=30)
 DELIVERY_PERIOD = timedelta(seconds=2)
 ALERT_TICK_PERIOD = timedelta(seconds=30)
-
-
-@dataclass(frozen=True)
-class RoundReport:
-    """What one probe round did: each endpoint with its check, and the flips it caused."""
-
-    checks: list[tuple[StoredEndpoint, CheckResult]]
-    flips: list[StoredFlip]
-
-
-async def judge_one(
-    spec: EndpointSpec, facts: ProbeFacts, facilitators: FacilitatorClient | None
-) -> CheckResult:
-    """Assess one answer and, where a facilitator is known, add its verdict."""
-    result = assess(facts)
-    if facilitators is not None and spec.facilitator:
-        verdict, findings = (await facilitators.supported(spec.facilitator)).verdict(
-            result.challenge
-        )
-        result = replace(result, facilitator_verdict=verdict, facilitator_findings=tuple(findings))
-    if log.isEnabledFor(logging.DEBUG):  # the one per-probe line; skipped work on the hot path
-        log.debug(
-            "probe %s %s -> %s (HTTP %s, %s ms): %s",
-            result.method,
-            spec.url,
-            result.outcome,
-            result.http_status,
-            None if result.latency_ms is None else round(result.latency_ms),
-            result.error or "ok",
-        )
-    return result
-
-
-async def judge(
-    endpoints: Sequence[StoredEndpoint],
-    facts: Sequence[ProbeFacts],
-    facilitators: FacilitatorClient | None,
-) -> list[tuple[StoredEndpoint, CheckResult]]:
-    """Judge every answer of a batch (see judge_one)."""
-    return [
-        (endpoint, await judge_one(endpoint.spec, fact, facilitators))
-        for endpoint, fact in zip(endpoints, facts, strict=True)
-    ]
-
-
-def save(
-    store: Store,
-    checks: Sequence[tuple[StoredEndpoint, CheckResult]],
-    config: Config,
-    alerts: AlertContext | None = None,
-) -> list[StoredFlip]:
-    """Store checks (and their alert notifications) in one transaction; log every flip."""
-    flips = store.save_round(
-        [(endpoint.id, result) for endpoint, result in checks],
-        config.thresholds,
-        config.probe.interval,
-        alerts,
-    )
-    by_id = {endpoint.id: endpoint for endpoint, _ in checks}
-    for stored in flips:
-        flip = stored.flip
-        log.info(
-            "status of %s: %s -> %s (%s)",
-            by_id[stored.endpoint_id].spec.url,
-            flip.from_status,
-            flip.to_status,
-            flip.reason,
-        )
-    return flips
-
-
-async def probe_round(
-    store: Store,
-    prober: Prober,
-    endpoints: Sequence[StoredEndpoint],
-    config: Config,
-    on_result: Callable[[ProbeFacts], None] | None = None,
-    facilitators: FacilitatorClient | None = None,
-    alerts: AlertContext | None = None,
-) -> RoundReport:
-    """Probe `endpoints` once, concurrently, then store every result in one transaction."""
-    facts = await prober.probe_many([endpoint.spec for endpoint in endpoints], on_result)
-    checks = await judge(endpoints, facts, facilitators)
-    return RoundReport(checks, save(store, checks, config, alerts))
 
 
 class MonitorService:
@@ -163,18 +80,20 @@ class MonitorService:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30}
         )
         self._writer = asyncio.Lock()
-        self._in_flight: set[int] = set()
-        """Endpoints being probed now: never dispatched twice at once."""
-        self._backoff: dict[int, datetime] = {}
-        """Endpoints of a batch that could not be saved -> when they may be dispatched again."""
-        self._batches: set[asyncio.Task[None]] = set()
-        self._refills: set[asyncio.Task[None]] = set()
-        self._filling = False
-        self._refill = False
-        self._probes_total: Counter[Outcome] = Counter()
-        self._durations = DurationHistogram()
-        self._rounds = 0
-        self._last_round_at: datetime | None = None
+        self._jobs: set[asyncio.Task[None]] = set()
+        """Periodic jobs running now (stop waits for them)."""
+        self.stopping = asyncio.Event()
+        self._dispatcher = Dispatcher(
+            config,
+            store,
+            prober,
+            clock=clock,
+            facilitators=facilitators,
+            alerts=self._alerts,
+            writer=self._writer,
+            stopping=self.stopping,
+            on_saved=self._saw_change,
+        )
         self._last_dispatch_at: datetime | None = None
         self._lag = 0.0
         self._changed = True
@@ -183,7 +102,21 @@ class MonitorService:
         self._snapshot_not_before = 0.0
         self.discovery: dict[str, CrawlSummary] = {}
         """The latest crawl of each source."""
-        self.stopping = asyncio.Event()
+
+    @property
+    def _in_flight(self) -> set[int]:
+        return self._dispatcher.in_flight
+
+    @property
+    def _batches(self) -> set[asyncio.Task[None]]:
+        return self._dispatcher.batches
+
+    @property
+    def _refills(self) -> set[asyncio.Task[None]]:
+        return self._dispatcher.refills
+
+    def _saw_change(self) -> None:
+        self._changed = True
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -212,36 +145,74 @@ class MonitorService:
         for source in self.config.sources:
             # One job per catalogue; the first crawl starts right away (or resumes).
             self._scheduler.add_job(
-                self._discover,
+                self._job(functools.partial(self._discover, source)),
                 "interval",
                 seconds=source.refresh.total_seconds(),
-                args=[source],
                 id=f"discover-{source.name}",
+                name=f"discover-{source.name}",
                 next_run_time=datetime.now(UTC),
             )
         for job, period in jobs:
             self._scheduler.add_job(
-                job, "interval", seconds=period.total_seconds(), id=job.__name__
+                self._job(job),
+                "interval",
+                seconds=period.total_seconds(),
+                id=job.__name__,
+                name=job.__name__,
             )
-        self._scheduler.add_job(self._roll_up, id="initial-rollup")
+        self._scheduler.add_job(self._job(self._roll_up), id="initial-rollup", name="rollup")
         self._scheduler.start()
 
-    async def stop(self, timeout: timedelta) -> None:
-        """Stop dispatching; let in-flight probes finish for `timeout`, then cancel the rest.
+    def _job(self, function: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[None]]:
+        """Wrap a periodic job so that stop() can wait for it, and cancelling it logs nothing.
 
-        Checks that completed before the deadline are committed, cancelled ones are not.
+        APScheduler logs a job that ends in CancelledError as a failure with its traceback;
+        a job cancelled because the service stops has not failed.
+        """
+
+        async def run() -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            self._jobs.add(task)
+            try:
+                await function()
+            except asyncio.CancelledError:
+                if not self.stopping.is_set():
+                    raise
+            finally:
+                self._jobs.discard(task)
+
+        return run
+
+    async def stop(self, timeout: timedelta) -> None:
+        """Stop dispatching; let in-flight probes and jobs finish for `timeout`, then cancel.
+
+        Checks that completed before the deadline are committed, cancelled ones are not. A
+        clean stop logs no traceback.
         """
         self.stopping.set()
+        deadline = asyncio.get_running_loop().time() + timeout.total_seconds()
         if self._scheduler.running:
-            self._scheduler.shutdown(wait=False)
+            self._scheduler.pause()  # no new job runs; running ones end below
         await asyncio.gather(*self._refills, return_exceptions=True)
         if self._batches:
             log.info("stopping: waiting up to %s for %d batches", timeout, len(self._batches))
-            _, pending = await asyncio.wait(self._batches, timeout=timeout.total_seconds())
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
-        log.info("stopped after %d rounds", self._rounds)
+        await self._drain(self._batches, deadline)
+        await self._drain(self._jobs, deadline)
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+        log.info("stopped after %d rounds", self._dispatcher.rounds)
+
+    @staticmethod
+    async def _drain(tasks: set[asyncio.Task[None]], deadline: float) -> None:
+        """Wait for `tasks` until `deadline` (loop time), then cancel what is left."""
+        if not tasks:
+            return
+        remaining = max(0.0, deadline - asyncio.get_running_loop().time())
+        _, pending = await asyncio.wait(set(tasks), timeout=remaining)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     # -- jobs -------------------------------------------------------------------------------
 
@@ -254,101 +225,7 @@ class MonitorService:
             late = (now - self._last_dispatch_at - DISPATCH_PERIOD).total_seconds()
             self._lag = max(0.0, late)
         self._last_dispatch_at = now
-        await self._fill()
-
-    async def _fill(self) -> None:
-        """Start a batch of due endpoints up to the in-flight capacity (never twice at once).
-
-        Runs on every tick and again whenever a batch finishes, so free probe slots are
-        refilled at once instead of at the next tick. Calls that arrive while a fill is
-        running make it go round once more instead of running beside it.
-        """
-        if self._filling:
-            self._refill = True
-            return
-        self._filling = True
-        try:
-            self._refill = True
-            while self._refill and not self.stopping.is_set():
-                self._refill = False
-                now = self._clock()
-                self._backoff = {eid: until for eid, until in self._backoff.items() if until > now}
-                capacity = self.config.probe.concurrency * 2 - len(self._in_flight)
-                if capacity <= 0:
-                    return
-                exclude = list(self._in_flight | self._backoff.keys())
-                due = await asyncio.to_thread(self._store.due, now, capacity, exclude)
-                if not due or self.stopping.is_set():
-                    return
-                self._in_flight.update(endpoint.id for endpoint in due)
-                task = asyncio.create_task(self._run_batch(due))
-                self._batches.add(task)
-                task.add_done_callback(self._batch_done)
-        finally:
-            self._filling = False
-
-    def _batch_done(self, task: asyncio.Task[None]) -> None:
-        self._batches.discard(task)
-        if not self.stopping.is_set():
-            refill = asyncio.create_task(self._fill())
-            self._refills.add(refill)
-            refill.add_done_callback(self._refills.discard)
-
-    async def _run_batch(self, endpoints: list[StoredEndpoint]) -> None:
-        """Probe a batch; save what completed, even when cancelled at shutdown."""
-        started = time.perf_counter()
-        tasks = {
-            asyncio.create_task(self._prober.probe_many([endpoint.spec])): endpoint
-            for endpoint in endpoints
-        }
-        cancelled = False
-        try:
-            await asyncio.wait(tasks)
-        except asyncio.CancelledError:
-            cancelled = True
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-        finished = [
-            (endpoint, task.result()[0])
-            for task, endpoint in tasks.items()
-            if task.done() and not task.cancelled() and task.exception() is None
-        ]
-        try:
-            checks = await judge(
-                [endpoint for endpoint, _ in finished],
-                [facts for _, facts in finished],
-                self._facilitators,
-            )
-            async with self._writer:
-                await asyncio.to_thread(save, self._store, checks, self.config, self._alerts)
-            self._count(checks, time.perf_counter() - started)
-        except Exception:
-            # A broken round never stops the service: its endpoints back off, then retry.
-            log.exception("round of %d probes could not be saved", len(finished))
-            retry_at = self._clock() + FAILED_BATCH_BACKOFF
-            self._backoff.update((endpoint.id, retry_at) for endpoint in endpoints)
-        finally:
-            self._in_flight.difference_update(endpoint.id for endpoint in endpoints)
-        if cancelled:
-            log.info("shutdown: saved %d of %d in-flight probes", len(finished), len(tasks))
-            raise asyncio.CancelledError
-
-    def _count(self, checks: list[tuple[StoredEndpoint, CheckResult]], seconds: float) -> None:
-        outcomes: Counter[Outcome] = Counter(result.outcome for _, result in checks)
-        self._probes_total.update(outcomes)
-        for _, result in checks:
-            if result.latency_ms is not None:
-                self._durations = self._durations.observe(result.latency_ms / 1000)
-        self._rounds += 1
-        self._last_round_at = self._clock()
-        self._changed = True
-        log.info(
-            "round: %d probes in %.2f s (%s)",
-            len(checks),
-            seconds,
-            ", ".join(f"{outcomes[o]} {o}" for o in Outcome),
-        )
+        await self._dispatcher.fill()
 
     async def _snapshot_job(self) -> None:
         """Refresh the snapshot, unless the last refresh's cost says to wait.
@@ -369,12 +246,12 @@ class MonitorService:
         self.snapshot = MonitorSnapshot(
             taken_at=now,
             endpoints=tuple(snapshot_endpoint(endpoint, now) for endpoint in endpoints),
-            probes_total=dict(self._probes_total),
-            probe_durations=self._durations,
+            probes_total=dict(self._dispatcher.probes_total),
+            probe_durations=self._dispatcher.durations,
             scheduler_lag_seconds=self._lag,
             probes_in_flight=len(self._in_flight),
-            rounds_total=self._rounds,
-            last_round_at=self._last_round_at,
+            rounds_total=self._dispatcher.rounds,
+            last_round_at=self._dispatcher.last_round_at,
             alerts_firing=sum(endpoint.alert_firing for endpoint in endpoints),
             discovery_items={
                 (name, result): count
@@ -444,12 +321,13 @@ class MonitorService:
         """Return the /healthz answer: 200 while dispatch ticks, 503 when it went stale."""
         now = self._clock()
         last = self._last_dispatch_at
+        last_round = self._dispatcher.last_round_at
         ticking = last is not None and now - last <= STALE_AFTER and not self.stopping.is_set()
         body: dict[str, object] = {
             "status": "ok" if ticking else "stale",
             "last_dispatch": last.isoformat() if last else None,
-            "last_round": self._last_round_at.isoformat() if self._last_round_at else None,
-            "rounds": self._rounds,
+            "last_round": last_round.isoformat() if last_round else None,
+            "rounds": self._dispatcher.rounds,
             "in_flight": len(self._in_flight),
             "endpoints": len(self.snapshot.endpoints) if self.snapshot else 0,
         }

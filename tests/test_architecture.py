@@ -22,9 +22,22 @@ CORE = {
     "addresses",
     "snapshot",
     "schedule",
+    "untrusted",
+    "content_coding",
+    "config_reading",
 }
 EDGES = {"probe", "discovery", "store", "site", "metrics", "alerts", "web"}
-SHELL = {"service", "cli", "report", "notify", "pages", "indexing", "__main__"}
+SHELL = {
+    "service",
+    "dispatch",
+    "rounds",
+    "cli",
+    "report",
+    "notify",
+    "pages",
+    "indexing",
+    "__main__",
+}
 EDGE_LIBRARIES = {
     "httpx",
     "httpcore",

@@ -4,14 +4,19 @@ no double probing, resume after restart, shutdown that commits what finished."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import threading
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from monitor.config import Config, parse_config
-from monitor.models import Status
+from monitor.models import EndpointSpec, ProbeFacts, Status
 from monitor.probe import Prober
 from monitor.service import MonitorService
 from monitor.store import Store
@@ -31,17 +36,91 @@ class FakeClock:
 
 
 T0 = datetime(2026, 11, 24, 12, tzinfo=UTC)
+HOLD_S = 60.0
+"""Longest a test waits for an event, or a held answer for its release; a broken test only."""
+
+
+class HeldEndpoint(ThreadingHTTPServer):
+    """A loopback endpoint whose answer waits until `release` is set: a probe held in flight."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _HeldHandler)
+        self.release = threading.Event()
+        self.lock = threading.Lock()
+        self.requests = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/held"
+
+    def count(self) -> int:
+        with self.lock:
+            return self.requests
+
+
+class _HeldHandler(BaseHTTPRequestHandler):
+    server: HeldEndpoint
+
+    def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
+        pass
+
+    def do_GET(self) -> None:
+        with self.server.lock:
+            self.server.requests += 1
+        self.server.release.wait(HOLD_S)
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # probe cancelled
+            self.send_response(200)
+            self.send_header("Content-Length", "4")
+            self.end_headers()
+            self.wfile.write(b"free")
+
+
+@pytest.fixture
+def held() -> Iterator[HeldEndpoint]:
+    server = HeldEndpoint()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        yield server
+    finally:
+        server.release.set()
+        server.shutdown()
+        server.server_close()
+
+
+class WatchedProber(Prober):
+    """A Prober that notes the URL of every probe that has finished."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.finished: list[str] = []
+
+    async def probe(self, spec: EndpointSpec) -> ProbeFacts:
+        facts = await super().probe(spec)
+        self.finished.append(spec.url)
+        return facts
+
+
+async def _until(condition: Callable[[], bool], what: str) -> None:
+    """Wait inside the event loop until `condition` holds; fail after HOLD_S."""
+    deadline = asyncio.get_running_loop().time() + HOLD_S
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, f"no {what} after {HOLD_S:g} s"
+        await asyncio.sleep(0.01)
 
 
 def _config(demo_url: str, paths: list[str], **probe: object) -> Config:
-    settings: dict[str, object] = {"interval": "1m", "timeout": "2s"}
+    return _config_urls([demo_url + path for path in paths], **probe)
+
+
+def _config_urls(urls: list[str], **probe: object) -> Config:
+    # The probe timeout is far above a loopback answer: a busy machine must not turn the
+    # demo seller's answers into timeouts (tests of timeouts set their own).
+    settings: dict[str, object] = {"interval": "1m", "timeout": "30s"}
     settings.update(probe, allow_private_addresses=True)
     return parse_config(
-        {
-            "probe": settings,
-            "endpoints": [{"url": demo_url + path, "method": "GET"} for path in paths],
-        },
-        {},
+        {"probe": settings, "endpoints": [{"url": url, "method": "GET"} for url in urls]}, {}
     )
 
 
@@ -92,10 +171,8 @@ def test_dispatch_probes_due_endpoints_once_per_interval(tmp_path: Path, demo_ur
         assert endpoint.next_check_at > T0 + timedelta(minutes=2)
 
 
-def test_an_endpoint_is_never_probed_twice_at_once(
-    tmp_path: Path, demo_url: str, demo_server: object
-) -> None:
-    config = _config(demo_url, ["/slow?delay=0.4"], timeout="2s")
+def test_an_endpoint_is_never_probed_twice_at_once(tmp_path: Path, held: HeldEndpoint) -> None:
+    config = _config_urls([held.url])
     store = _store(tmp_path, config)
     clock = FakeClock(T0)
 
@@ -106,14 +183,19 @@ def test_an_endpoint_is_never_probed_twice_at_once(
             clock.advance(timedelta(minutes=2))  # overdue
             await service._dispatch()
             assert len(service._batches) == 1
-            for _ in range(5):  # ticks while the slow probe is in flight
-                clock.advance(timedelta(seconds=1))
+            await _until(lambda: held.count() == 1, "probe at the held endpoint")
+            # Ticks while the probe is held in flight and the endpoint is still overdue. The
+            # clock stays put: the endpoint's next slot after this check may lie a few seconds
+            # ahead, and a later tick would then rightly probe it again.
+            for _ in range(5):
                 await service._dispatch()
             assert len(service._batches) == 1
+            held.release.set()
             await _drain(service)
 
     asyncio.run(scenario())
     assert store.count_checks() == 1
+    assert held.count() == 1
 
 
 def test_restart_resumes_from_the_database(tmp_path: Path, demo_url: str) -> None:
@@ -149,26 +231,38 @@ def test_restart_resumes_from_the_database(tmp_path: Path, demo_url: str) -> Non
 
 
 def test_shutdown_commits_finished_probes_and_cancels_the_rest(
-    tmp_path: Path, demo_url: str
+    tmp_path: Path, demo_url: str, held: HeldEndpoint
 ) -> None:
-    config = _config(demo_url, ["/v1/valid", "/slow?delay=1"], timeout="5s")
+    # The held probe could only end by its 60 s timeout or its release after stop() returned:
+    # a stop() that waited for it instead of cancelling takes a minute and saves 2 checks.
+    config = _config_urls([demo_url + "/v1/valid", held.url], timeout="60s")
     store = _store(tmp_path, config)
     clock = FakeClock(T0)
+    grace = timedelta(seconds=0.2)
 
     async def scenario() -> float:
-        async with Prober(config.probe, clock=clock) as prober:
+        prober = WatchedProber(config.probe, clock=clock)
+        async with prober:
             service = MonitorService(config, store, prober, clock=clock)
             store.resume(clock(), config.probe.interval)
             clock.advance(timedelta(minutes=2))
             await service._dispatch()
-            await asyncio.sleep(0.1)  # the fast probe finishes, the slow one is in flight
+            await _until(
+                lambda: (
+                    any(url.endswith("/v1/valid") for url in prober.finished) and held.count() == 1
+                ),
+                "finished fast probe beside the held one",
+            )
             loop = asyncio.get_running_loop()
             started = loop.time()
-            await service.stop(timedelta(seconds=0.2))
-            return loop.time() - started
+            await service.stop(grace)
+            took = loop.time() - started
+            assert not held.release.is_set()
+            assert prober.finished == [demo_url + "/v1/valid"]
+            return took
 
     took = asyncio.run(scenario())
-    assert took < 0.8
+    assert took < 50 * grace.total_seconds()  # generous for a busy machine, far below 60 s
     assert store.count_checks() == 1
     saved = [e for e in store.endpoints() if e.state.last_checked_at is not None]
     assert [e.spec.url.rsplit("/", 1)[1] for e in saved] == ["valid"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -137,11 +138,37 @@ def test_a_round_is_one_transaction(store: Store) -> None:
     assert len(commits) == 1
 
 
-def test_a_failing_round_stores_nothing(store: Store) -> None:
+def test_a_check_the_database_refuses_does_not_cost_the_round(store: Store) -> None:
     ids = _ids(store)
+    bad = replace(_result(B, T0, Outcome.PASS), error="lone \ud800 surrogate")  # not UTF-8
+    flips = store.save_round(
+        [(ids[A], _result(A, T0, Outcome.PASS)), (ids[B], bad)], THRESHOLDS, INTERVAL
+    )
+    assert store.count_checks() == 2
+    a, b = store.endpoints([A, B])
+    assert a.state.status is Status.HEALTHY
+    assert [f.endpoint_id for f in flips] == [ids[A]]
+    assert b.last_error == "monitor error: the check could not be stored (UnicodeEncodeError)"
+    assert b.state.status is Status.UNKNOWN  # the stand-in is inconclusive
+    assert b.next_check_at is not None
+    assert b.next_check_at > T0  # rescheduled as usual
+
+
+def test_a_check_of_an_unknown_endpoint_does_not_cost_the_round(store: Store) -> None:
+    ids = _ids(store)
+    store.save_round(
+        [(ids[A], _result(A, T0, Outcome.PASS)), (9999, _result(B, T0, Outcome.PASS))],
+        THRESHOLDS,
+        INTERVAL,
+    )
+    assert store.count_checks() == 1
+    assert store.endpoints([A])[0].state.status is Status.HEALTHY
+
+
+def test_a_round_nothing_of_which_can_be_stored_raises_and_stores_nothing(store: Store) -> None:
     with pytest.raises(IntegrityError):  # foreign keys are enforced
         store.save_round(
-            [(ids[A], _result(A, T0, Outcome.PASS)), (9999, _result(B, T0, Outcome.PASS))],
+            [(9998, _result(A, T0, Outcome.PASS)), (9999, _result(B, T0, Outcome.PASS))],
             THRESHOLDS,
             INTERVAL,
         )

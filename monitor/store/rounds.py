@@ -10,12 +10,16 @@ the window day moves.
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
+from itertools import groupby
 from typing import Any
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection, Engine, insert
+from sqlalchemy.exc import OperationalError
 
 from monitor.config import ThresholdsConfig
 from monitor.models import AssetVerdict, CheckResult, FacilitatorVerdict, Outcome
@@ -34,10 +38,79 @@ from monitor.store.rollups import window_counts, window_start
 from monitor.store.round_state import RoundEndpoint, read_endpoints, write_endpoints
 from monitor.store.tables import CHECKS, FLIPS, dump
 
+log = logging.getLogger(__name__)
+
 _INSERT_CHECKS = DriverStatement(
     insert(CHECKS), [column.name for column in CHECKS.columns if not column.primary_key]
 )
 """Every column but the id: check_values gives them all (a missing one raises KeyError)."""
+
+
+def save_round_resilient(
+    engine: Engine,
+    results: Sequence[tuple[int, CheckResult]],
+    thresholds: ThresholdsConfig,
+    interval: timedelta,
+    alerts: AlertContext | None,
+) -> list[StoredFlip]:
+    """Save a round in one transaction; if that fails, save each endpoint's checks alone.
+
+    One bad row (a value the database refuses) must not cost the round: each endpoint's
+    checks are then saved in a transaction of their own, and an endpoint whose checks still
+    fail gets one stand-in check saying so (inconclusive, no challenge), so it is
+    rescheduled like any other. When nothing at all can be stored, the database itself is
+    the problem: the first error is raised (the caller retries the round later).
+    """
+    try:
+        with engine.begin() as connection:
+            return save_round(connection, results, thresholds, interval, alerts)
+    except OperationalError:
+        raise  # the database itself (locked, full, gone): row by row would fail the same way
+    except Exception as error:
+        endpoints = {endpoint_id for endpoint_id, _ in results}
+        if len(endpoints) == 1 and all(r.challenge is None for _, r in results):
+            raise  # nothing smaller to save, nothing to strip
+        log.warning(
+            "saving a round of %d checks failed (%s); saving endpoint by endpoint",
+            len(results),
+            _brief(error),
+        )
+    flips: list[StoredFlip] = []
+    lost: list[tuple[int, Exception]] = []
+    ordered = sorted(results, key=lambda pair: pair[0])
+    for endpoint_id, group in groupby(ordered, key=lambda pair: pair[0]):
+        checks = list(group)
+        try:
+            with engine.begin() as connection:
+                flips += save_round(connection, checks, thresholds, interval, alerts)
+            continue
+        except Exception as error:
+            log.error(
+                "the checks of endpoint %d could not be stored (%s); storing a stand-in",
+                endpoint_id,
+                _brief(error),
+            )
+            reason = f"monitor error: the check could not be stored ({type(error).__name__})"
+        latest = max((result for _, result in checks), key=lambda result: result.checked_at)
+        stand_in = replace(
+            latest,
+            outcome=Outcome.INCONCLUSIVE,
+            error=reason,
+            challenge=None,
+            facilitator_findings=(),
+        )
+        try:
+            with engine.begin() as connection:
+                flips += save_round(
+                    connection, [(endpoint_id, stand_in)], thresholds, interval, alerts
+                )
+        except Exception as stand_in_error:
+            lost.append((endpoint_id, stand_in_error))
+    if lost and len(lost) == len({endpoint_id for endpoint_id, _ in ordered}):
+        raise lost[0][1]  # nothing could be stored: the database itself is the problem
+    for endpoint_id, problem in lost:
+        log.error("endpoint %d: not even a stand-in was stored (%s)", endpoint_id, _brief(problem))
+    return flips
 
 
 def save_round(
@@ -173,3 +246,9 @@ def _add_check(endpoint: RoundEndpoint, check: CheckResult) -> None:
         if endpoint.last_offer_key is not None and key != endpoint.last_offer_key:
             endpoint.offers_stable = False
         endpoint.last_offer_key = key
+
+
+def _brief(error: Exception) -> str:
+    """Return the error's type and first line (SQLAlchemy appends the statement and values)."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0][:200] if lines else ''}"
