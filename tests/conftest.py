@@ -16,8 +16,8 @@ if _ROOT not in sys.path:
 
 from demo.server import DemoServer, start_demo_server  # noqa: E402
 
-DEMO_SLOW_DELAY_S = 0.5
-"""Default `/slow` delay in tests (the CLI default is 2 s)."""
+DEMO_SLOW_DELAY_S = 2.0
+"""Default `/slow` delay in tests (the CLI default): 10x the 0.2 s timeout that must fire first."""
 
 
 @pytest.fixture(scope="session")

@@ -89,7 +89,7 @@ SETTLE_REFUSAL: dict[str, Any] = {
     "transaction": "",
     "network": NETWORK,
 }
-START_TIMEOUT_S = 5.0
+START_TIMEOUT_S = 60.0
 _POLL_S = 0.02
 _MAX_BODY = 1024 * 1024
 
@@ -166,7 +166,7 @@ def build_app(facilitator_url: str) -> FastAPI:
     Raises whatever the SDK raises when the facilitator is unreachable or does not support
     the routes' (scheme, network) (see workaround 2 in the module docstring).
     """
-    facilitator = HTTPFacilitatorClient(FacilitatorConfig(url=facilitator_url, timeout=5.0))
+    facilitator = HTTPFacilitatorClient(FacilitatorConfig(url=facilitator_url, timeout=30.0))
     server = x402ResourceServer(facilitator)
     # x402 2.25.0 typing gaps: `ExactEvmScheme.__init__` is unannotated, and its
     # `payment_flows` dict does not match the `SchemeNetworkServer` protocol it implements.

@@ -8,6 +8,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +22,15 @@ from tools import require_tool
 
 REPO = Path(__file__).resolve().parent.parent
 PATHS = {"/v1/valid": 1.0, "/v2/valid": 1.0, "/error": 0.0, "/free": 0.0}
+SHUTDOWN_S = 3
+REQUEST_S = 30.0
+"""Timeout of one request of the test; a poll that times out is simply tried again."""
+EVENT_S = 120.0
+"""How long a test waits for an event (a start, a round, a scrape) before it fails.
+
+Waits end as soon as the event happens; the deadline only bounds a broken run. Starting the
+package (apprise, sqlalchemy, ...) alone takes many seconds on a busy CI machine.
+"""
 T = TypeVar("T")
 
 
@@ -30,17 +40,27 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait(check: Callable[[], T | None], timeout: float, what: str) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def _wait(
+    check: Callable[[], T | None],
+    what: str,
+    process: subprocess.Popen[Any],
+    output: Callable[[], str] = lambda: "",
+) -> T:
+    """Poll `check` until it returns a value; fail at once if `process` exits, or after EVENT_S."""
+    deadline = time.monotonic() + EVENT_S
+    while True:
         try:
             value = check()
         except (httpx.HTTPError, ValueError, KeyError):
             value = None  # not up yet: a refused connection, or a 503 "not ready" page
         if value is not None:
             return value
+        code = process.poll()
+        if code is not None:
+            raise AssertionError(f"the process exited ({code}) before {what}:\n{output()}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {what} after {EVENT_S:g} s:\n{output()}")
         time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Monitor:
@@ -57,8 +77,10 @@ class Monitor:
                     "database": "data/monitor.db",
                     "server": {"listen": f"127.0.0.1:{self.port}"},
                     "site": {"output_dir": "site", "render_interval": "1s"},
-                    "probe": {"interval": "2s", "timeout": "1s", "allow_private_addresses": True},
-                    "shutdown_timeout": "3s",
+                    # A timeout far above the loopback answer time: a busy machine must not
+                    # turn the demo seller's healthy endpoints into timeouts.
+                    "probe": {"interval": "2s", "timeout": "30s", "allow_private_addresses": True},
+                    "shutdown_timeout": f"{SHUTDOWN_S}s",
                     "endpoints": [
                         {"url": demo_url + path, "method": "GET", "title": path} for path in PATHS
                     ],
@@ -66,9 +88,13 @@ class Monitor:
             )
         )
         self.process: subprocess.Popen[str] | None = None
+        self.lines: list[str] = []
+        self._reader: threading.Thread | None = None
 
     def start(self) -> None:
-        self.process = subprocess.Popen(
+        """Start `monitor run` and return once it logs that it serves (fail if it exits)."""
+        self.lines = []
+        process = self.process = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
@@ -84,21 +110,51 @@ class Monitor:
             stderr=subprocess.STDOUT,
             text=True,
         )
+        # Read the log as it comes: the readiness line is an event, and a full pipe would
+        # block the monitor.
+        self._reader = threading.Thread(target=self._read, args=(process, self.lines))
+        self._reader.start()
+        ready = f"monitor running, serving {self.base}/"
+        self.wait(lambda: True if ready in self.output else None, f"the log line {ready!r}")
+
+    @staticmethod
+    def _read(process: subprocess.Popen[str], lines: list[str]) -> None:
+        assert process.stdout is not None
+        with process.stdout:
+            for line in process.stdout:
+                lines.append(line)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait(self, check: Callable[[], T | None], what: str) -> T:
+        """Poll `check` until it returns a value; fail at once if the monitor exits."""
+        assert self.process is not None
+        return _wait(check, what, self.process, lambda: self.output)
 
     def terminate(self) -> tuple[int, float, str]:
         assert self.process is not None
         started = time.monotonic()
         self.process.send_signal(signal.SIGTERM)
-        output, _ = self.process.communicate(timeout=15)
-        return self.process.returncode, time.monotonic() - started, output
+        code = self.process.wait(timeout=EVENT_S)
+        took = time.monotonic() - started
+        self._join()
+        return code, took, self.output
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
-            self.process.communicate(timeout=5)
+            self.process.wait(timeout=EVENT_S)
+        self._join()
+
+    def _join(self) -> None:
+        if self._reader is not None:
+            self._reader.join(EVENT_S)
+            self._reader = None
 
     def metrics(self) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
-        body = httpx.get(self.base + "/metrics", timeout=5).text
+        body = httpx.get(self.base + "/metrics", timeout=REQUEST_S).text
         series: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
         for family in text_string_to_metric_families(body):
             for sample in family.samples:
@@ -129,20 +185,22 @@ def _up_by_url(monitor: Monitor) -> dict[str, float] | None:
 @pytest.mark.integration
 def test_run_serves_health_metrics_and_stops_on_sigterm(monitor: Monitor, demo_url: str) -> None:
     monitor.start()
-    health = _wait(lambda: _healthy(monitor), 15, "/healthz to answer 200")
+    health = monitor.wait(lambda: _healthy(monitor), "/healthz answering 200")
     assert health["status"] == "ok"
-    up = _wait(lambda: _up_by_url(monitor), 15, "one x402_endpoint_up series per endpoint")
+    up = monitor.wait(lambda: _up_by_url(monitor), "one x402_endpoint_up series per endpoint")
     assert up == {demo_url + path: value for path, value in PATHS.items()}
     series = monitor.metrics()
     assert sum(series["x402_probes_total"].values()) >= len(PATHS)
     assert series["x402_monitor_probe_rounds_total"][()] >= 1
     assert "process_resident_memory_bytes" in series
-    site = _wait(lambda: _index(monitor), 10, "the rendered index")
+    site = monitor.wait(lambda: _index(monitor), "the rendered index")
     assert "healthy" in site
 
     code, took, output = monitor.terminate()
     assert code == 0, output
-    assert took < 3 + 2
+    # Stops in about shutdown_timeout at most; the bound is generous (load), a hang is not.
+    assert took < 10 * SHUTDOWN_S, output
+    assert "stopped after" in output
     assert "status of" in output  # flips are logged at INFO
     assert "round:" in output
 
@@ -152,10 +210,8 @@ def test_run_serves_health_metrics_and_stops_on_sigterm(monitor: Monitor, demo_u
 
     # A restart continues the history in the same database.
     monitor.start()
-    _wait(lambda: _up_by_url(monitor), 15, "metrics after restart")
-    _wait(
-        lambda: True if _count(monitor.database) > first else None, 15, "new checks after restart"
-    )
+    monitor.wait(lambda: _up_by_url(monitor), "metrics after restart")
+    monitor.wait(lambda: True if _count(monitor.database) > first else None, "new checks")
     code, _, output = monitor.terminate()
     assert code == 0, output
     with sqlite3.connect(monitor.database) as raw:
@@ -166,13 +222,13 @@ def test_run_serves_health_metrics_and_stops_on_sigterm(monitor: Monitor, demo_u
 
 
 def _healthy(monitor: Monitor) -> dict[str, Any] | None:
-    answer = httpx.get(monitor.base + "/healthz", timeout=2)
+    answer = httpx.get(monitor.base + "/healthz", timeout=REQUEST_S)
     body: dict[str, Any] = answer.json()
     return body if answer.status_code == 200 else None
 
 
 def _index(monitor: Monitor) -> str | None:
-    page = httpx.get(monitor.base + "/", timeout=2).text
+    page = httpx.get(monitor.base + "/", timeout=REQUEST_S).text
     return page if "/v1/valid" in page else None
 
 
@@ -185,10 +241,14 @@ def _count(database: Path) -> int:
 def test_promtool_accepts_a_real_scrape(monitor: Monitor, tmp_path: Path) -> None:
     promtool = require_tool("promtool")
     monitor.start()
-    _wait(lambda: _up_by_url(monitor), 15, "a first round")
-    body = httpx.get(monitor.base + "/metrics", timeout=5).content
+    monitor.wait(lambda: _up_by_url(monitor), "a first round")
+    body = httpx.get(monitor.base + "/metrics", timeout=REQUEST_S).content
     result = subprocess.run(
-        [promtool, "check", "metrics"], input=body, capture_output=True, timeout=30, check=False
+        [promtool, "check", "metrics"],
+        input=body,
+        capture_output=True,
+        timeout=EVENT_S,
+        check=False,
     )
     assert result.returncode == 0, result.stderr.decode() + result.stdout.decode()
     assert result.stdout.decode().strip() == ""
@@ -201,7 +261,7 @@ def test_a_real_prometheus_scrapes_the_monitor(
 ) -> None:
     prometheus = require_tool("prometheus")
     monitor.start()
-    _wait(lambda: _up_by_url(monitor), 15, "a first round")
+    monitor.wait(lambda: _up_by_url(monitor), "a first round")
     port = _free_port()
     config = tmp_path / "prometheus.yml"
     config.write_text(
@@ -217,31 +277,33 @@ def test_a_real_prometheus_scrapes_the_monitor(
             }
         )
     )
-    server = subprocess.Popen(
-        [
-            prometheus,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    log = tmp_path / "prometheus.log"
+    with log.open("w") as sink:
+        server = subprocess.Popen(
+            [
+                prometheus,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
     try:
 
         def query() -> list[dict[str, Any]] | None:
             answer = httpx.get(
                 f"http://127.0.0.1:{port}/api/v1/query",
                 params={"query": "x402_endpoint_up"},
-                timeout=2,
+                timeout=REQUEST_S,
             )
             results: list[dict[str, Any]] = answer.json()["data"]["result"]
             return results if len(results) == len(PATHS) else None
 
-        results = _wait(query, 30, "Prometheus to return x402_endpoint_up")
+        results = _wait(query, "x402_endpoint_up from Prometheus", server, log.read_text)
     finally:
         server.terminate()
-        server.wait(timeout=10)
+        server.wait(timeout=EVENT_S)
     values = {r["metric"]["endpoint"]: float(r["value"][1]) for r in results}
     assert sorted(values.values()) == sorted(PATHS.values())
     assert all(r["metric"]["job"] == "x402-monitor" for r in results)

@@ -106,6 +106,7 @@ class Console:
 def page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     opened = context.new_page()
+    opened.set_default_timeout(60_000)  # every wait and navigation: generous, CI is busy
     try:
         yield opened
     finally:
@@ -115,7 +116,7 @@ def page(browser: Browser) -> Iterator[Page]:
 def _open_index(page: Page, url: str) -> Console:
     console = Console(page)
     page.goto(url)
-    page.wait_for_selector("body[data-ready='1']", timeout=10_000)
+    page.wait_for_selector("body[data-ready='1']")
     return console
 
 
