@@ -460,3 +460,18 @@ async def test_a_target_the_proxy_cannot_reach_costs_one_attempt_delay() -> None
         assert time.monotonic() - started < 10.0
         assert proxy.targets == ["93.184.216.34:80", "93.184.216.35:80"]
         await pool.aclose()
+
+
+@pytest.mark.parametrize("url", ["https://xn--a.com/x", "http://xn--a.com:8080/?q=1"])
+def test_a_host_idna_refuses_is_one_dns_check_not_a_monitor_error(
+    url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def go() -> None:
+        async with Prober(ProbeConfig(allow_private_addresses=True), clock=_now) as prober:
+            facts = await prober.probe(EndpointSpec(url=url, method="GET"))
+        assert facts.error_kind is ProbeErrorKind.DNS
+        assert facts.error is not None
+        assert facts.error.startswith("invalid host name")
+
+    asyncio.run(asyncio.wait_for(go(), 30))
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]

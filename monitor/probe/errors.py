@@ -100,6 +100,9 @@ def _classify(
             return ProbeErrorKind.CONNECT, f"connect failed: {exc}", None
         # Read/write errors after connecting: the peer dropped the connection mid-exchange.
         return ProbeErrorKind.CONNECT, f"connection lost: {type(exc).__name__}", None
+    if isinstance(exc, UnicodeError):  # IDNA refuses the host (`xn--a.com`) while URLs are built
+        host = url.raw_host.decode("ascii", "replace") if url is not None else "in the URL"
+        return ProbeErrorKind.DNS, f"invalid host name {host}: {exc}", None
     if isinstance(exc, ssl.SSLError | ssl.CertificateError):
         return ProbeErrorKind.TLS, f"TLS error: {exc}", None
     if isinstance(exc, OSError):  # a socket error that escaped httpx's wrapping

@@ -317,7 +317,8 @@ class Prober:
                 finally:
                     await response.aclose()
         except Exception as exc:
-            kind, message, timeout_s = classify(exc, self._config, hops[-1] if hops else None)
+            failing = hops[-1] if hops else _url_or_none(url)
+            kind, message, timeout_s = classify(exc, self._config, failing)
             if kind is ProbeErrorKind.MONITOR:
                 log.error("probe of %s failed inside the monitor", url, exc_info=exc)
             return ProbeFacts(
@@ -397,3 +398,11 @@ def monitor_failure(spec: EndpointSpec, exc: BaseException, started_at: datetime
         error_kind=ProbeErrorKind.MONITOR,
         error=clean_line(f"monitor error: {type(exc).__name__}: {exc}", MAX_MESSAGE),
     )
+
+
+def _url_or_none(url: str) -> httpx.URL | None:
+    """Return `url` parsed, or None when it is not a URL at all (for naming its host)."""
+    try:
+        return _parsed(url)
+    except httpx.InvalidURL:
+        return None
