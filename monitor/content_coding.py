@@ -13,13 +13,15 @@ bytes:
 - at most `MAX_CODINGS` stacked codings (`gzip, gzip`) are decoded; more, or a coding the
   monitor cannot decode (`br`, `zstd`, `compress`), is `UnsupportedEncodingError`.
 
-Callers read the body chunk by chunk and hand each chunk to `feed`, awaiting between chunks,
-so the event loop never runs one decode step longer than one chunk allows.
+Callers read a body with `read_decoded`, which feeds chunk by chunk and awaits a pause between
+chunks, so an event loop never runs one decode step longer than one chunk allows.
 """
 
 from __future__ import annotations
 
 import zlib
+from collections.abc import AsyncIterable, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from monitor.untrusted import clean_line
@@ -276,3 +278,44 @@ class ContentDecoder:
             f"the {', '.join(self.codings)} body expands more than {self._max_ratio} times"
             " (a decompression bomb)"
         )
+
+
+@dataclass(frozen=True)
+class DecodedBody:
+    """A body read and decoded within a limit (see `read_decoded`)."""
+
+    body: bytes
+    truncated: bool
+    """The decoded body went on past `limit` (reading stopped there)."""
+    error: ContentCodingError | None
+    """Why the body could not be decoded as sent; `body` holds what was decoded before."""
+
+
+async def read_decoded(
+    chunks: AsyncIterable[bytes],
+    content_encoding: str | None,
+    *,
+    limit: int,
+    pause: Callable[[], Awaitable[None]],
+) -> DecodedBody:
+    """Decode raw `chunks` of a body within `limit` decoded bytes; stop reading at the limit.
+
+    `pause` is awaited after every chunk: decoding is synchronous, and the next chunk may be
+    buffered already, so without it one body could hold the caller's event loop. Never raises
+    ContentCodingError: an unsupported coding, corrupt data or a bomb is the result's `error`.
+    """
+    try:
+        decoder = ContentDecoder(content_encoding, limit=limit)
+    except ContentCodingError as exc:
+        return DecodedBody(b"", False, exc)
+    parts: list[bytes] = []
+    try:
+        async for chunk in chunks:
+            parts.append(decoder.feed(chunk))
+            if decoder.truncated:
+                return DecodedBody(b"".join(parts), True, None)
+            await pause()
+        parts.append(decoder.finish())
+    except ContentCodingError as exc:
+        return DecodedBody(b"".join(parts), decoder.truncated, exc)
+    return DecodedBody(b"".join(parts), decoder.truncated, None)

@@ -83,7 +83,7 @@ class MonitorService:
         self._jobs: set[asyncio.Task[None]] = set()
         """Periodic jobs running now (stop waits for them)."""
         self.stopping = asyncio.Event()
-        self._dispatcher = Dispatcher(
+        self.dispatcher = Dispatcher(  # what is in flight, and what the saves counted
             config,
             store,
             prober,
@@ -102,18 +102,6 @@ class MonitorService:
         self._snapshot_not_before = 0.0
         self.discovery: dict[str, CrawlSummary] = {}
         """The latest crawl of each source."""
-
-    @property
-    def _in_flight(self) -> set[int]:
-        return self._dispatcher.in_flight
-
-    @property
-    def _batches(self) -> set[asyncio.Task[None]]:
-        return self._dispatcher.batches
-
-    @property
-    def _refills(self) -> set[asyncio.Task[None]]:
-        return self._dispatcher.refills
 
     def _saw_change(self) -> None:
         self._changed = True
@@ -194,14 +182,16 @@ class MonitorService:
         deadline = asyncio.get_running_loop().time() + timeout.total_seconds()
         if self._scheduler.running:
             self._scheduler.pause()  # no new job runs; running ones end below
-        await asyncio.gather(*self._refills, return_exceptions=True)
-        if self._batches:
-            log.info("stopping: waiting up to %s for %d batches", timeout, len(self._batches))
-        await self._drain(self._batches, deadline)
+        await asyncio.gather(*self.dispatcher.refills, return_exceptions=True)
+        if self.dispatcher.batches:
+            log.info(
+                "stopping: waiting up to %s for %d batches", timeout, len(self.dispatcher.batches)
+            )
+        await self._drain(self.dispatcher.batches, deadline)
         await self._drain(self._jobs, deadline)
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
-        log.info("stopped after %d rounds", self._dispatcher.rounds)
+        log.info("stopped after %d rounds", self.dispatcher.rounds)
 
     @staticmethod
     async def _drain(tasks: set[asyncio.Task[None]], deadline: float) -> None:
@@ -225,7 +215,7 @@ class MonitorService:
             late = (now - self._last_dispatch_at - DISPATCH_PERIOD).total_seconds()
             self._lag = max(0.0, late)
         self._last_dispatch_at = now
-        await self._dispatcher.fill()
+        await self.dispatcher.fill()
 
     async def _snapshot_job(self) -> None:
         """Refresh the snapshot, unless the last refresh's cost says to wait.
@@ -246,12 +236,12 @@ class MonitorService:
         self.snapshot = MonitorSnapshot(
             taken_at=now,
             endpoints=tuple(snapshot_endpoint(endpoint, now) for endpoint in endpoints),
-            probes_total=dict(self._dispatcher.probes_total),
-            probe_durations=self._dispatcher.durations,
+            probes_total=dict(self.dispatcher.probes_total),
+            probe_durations=self.dispatcher.durations,
             scheduler_lag_seconds=self._lag,
-            probes_in_flight=len(self._in_flight),
-            rounds_total=self._dispatcher.rounds,
-            last_round_at=self._dispatcher.last_round_at,
+            probes_in_flight=len(self.dispatcher.in_flight),
+            rounds_total=self.dispatcher.rounds,
+            last_round_at=self.dispatcher.last_round_at,
             alerts_firing=sum(endpoint.alert_firing for endpoint in endpoints),
             discovery_items={
                 (name, result): count
@@ -321,14 +311,14 @@ class MonitorService:
         """Return the /healthz answer: 200 while dispatch ticks, 503 when it went stale."""
         now = self._clock()
         last = self._last_dispatch_at
-        last_round = self._dispatcher.last_round_at
+        last_round = self.dispatcher.last_round_at
         ticking = last is not None and now - last <= STALE_AFTER and not self.stopping.is_set()
         body: dict[str, object] = {
             "status": "ok" if ticking else "stale",
             "last_dispatch": last.isoformat() if last else None,
             "last_round": last_round.isoformat() if last_round else None,
-            "rounds": self._dispatcher.rounds,
-            "in_flight": len(self._in_flight),
+            "rounds": self.dispatcher.rounds,
+            "in_flight": len(self.dispatcher.in_flight),
             "endpoints": len(self.snapshot.endpoints) if self.snapshot else 0,
         }
         return (200 if ticking else 503), body

@@ -432,3 +432,20 @@ def test_check_config_hides_the_database_password(
     out = capsys.readouterr().out
     assert "  database       postgresql+psycopg://monitor:***@db/m\n" in out
     assert "s3cret" not in out
+
+
+def test_monitor_run_lifts_its_soft_open_file_limit_to_the_hard_one() -> None:
+    import resource
+
+    from monitor.cli.serving import _raise_open_file_limit
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard <= 256:
+        pytest.skip("the hard limit leaves nothing to lift")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+    try:
+        _raise_open_file_limit()
+        lifted, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        assert lifted == (hard if hard != resource.RLIM_INFINITY else 65_536)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -14,6 +14,7 @@ bytes that are not UTF-8 replaced by U+FFFD) once, here, where it enters the mon
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -22,7 +23,7 @@ from typing import Self
 
 import httpx
 
-from monitor.content_coding import ContentCodingError, ContentDecoder
+from monitor.content_coding import read_decoded
 from monitor.models import JsonValue, MonitorError
 from monitor.untrusted import clean_line
 from monitor.x402.transport import JsonTooLargeError, loads_bounded
@@ -156,7 +157,7 @@ class JsonClientOwner:
                     if response.next_request is None:
                         body = None
                         if response.status_code == 200:
-                            body = await read_decoded(response, max_bytes)
+                            body = await read_answer_body(response, max_bytes)
                         return Answer(
                             str(response.url), response.status_code, response.headers, body
                         )
@@ -166,7 +167,7 @@ class JsonClientOwner:
             raise httpx.TooManyRedirects(f"more than {MAX_REDIRECTS} redirects", request=request)
 
 
-async def read_decoded(response: httpx.Response, limit: int) -> bytes:
+async def read_answer_body(response: httpx.Response, limit: int) -> bytes:
     """Read a streamed response's raw body and decode it within `limit` bytes, chunk by chunk.
 
     Raises AnswerError "too-large" once the decoded body exceeds `limit`, "bad-encoding" for a
@@ -181,20 +182,17 @@ async def read_decoded(response: httpx.Response, limit: int) -> bytes:
         if len(content) > limit:
             raise too_large
         return content
-    parts: list[bytes] = []
-    try:
-        decoder = ContentDecoder(response.headers.get("content-encoding"), limit=limit)
-        async for raw in response.aiter_raw(_CHUNK):
-            parts.append(decoder.feed(raw))
-            if decoder.truncated:
-                raise too_large
-            await asyncio.sleep(0)  # decoding is synchronous: let others run between chunks
-        parts.append(decoder.finish())
-    except ContentCodingError as exc:
-        raise AnswerError("bad-encoding", str(exc)) from None
-    if decoder.truncated:
+    read = await read_decoded(
+        response.aiter_raw(_CHUNK),
+        response.headers.get("content-encoding"),
+        limit=limit,
+        pause=functools.partial(asyncio.sleep, 0),
+    )
+    if read.error is not None:
+        raise AnswerError("bad-encoding", str(read.error))
+    if read.truncated:
         raise too_large
-    return b"".join(parts)
+    return read.body
 
 
 def json_document(body: bytes) -> JsonValue:

@@ -27,7 +27,7 @@ import httpx
 
 from monitor.addresses import refusal_reason
 from monitor.config import ProbeConfig
-from monitor.content_coding import ContentCodingError, ContentDecoder
+from monitor.content_coding import read_decoded
 from monitor.models import EndpointSpec, JsonValue, ProbeErrorKind, ProbeFacts
 from monitor.probe.errors import MAX_MESSAGE, classify
 from monitor.probe.http1 import Http1Transport, Policy, ProxyChoice, Resolver, resolve
@@ -362,23 +362,11 @@ class Prober:
         else:
             return content[:cap], len(content) > cap, None
         encoding = _header(response, b"content-encoding")
-        try:
-            decoder = ContentDecoder(encoding, limit=cap)
-        except ContentCodingError as exc:
-            return b"", False, clean_line(str(exc), MAX_MESSAGE)
-        chunks: list[bytes] = []
-        try:
-            async for chunk in response.aiter_raw():
-                chunks.append(decoder.feed(chunk))
-                if decoder.truncated:
-                    return b"".join(chunks), True, None
-                # Decoding is synchronous: let the other probes run between chunks, also
-                # when the next chunk is already buffered (the read would not suspend).
-                await asyncio.sleep(0)
-            chunks.append(decoder.finish())
-        except ContentCodingError as exc:
-            return b"".join(chunks), decoder.truncated, clean_line(str(exc), MAX_MESSAGE)
-        return b"".join(chunks), decoder.truncated, None
+        read = await read_decoded(
+            response.aiter_raw(), encoding, limit=cap, pause=functools.partial(asyncio.sleep, 0)
+        )
+        error = None if read.error is None else clean_line(str(read.error), MAX_MESSAGE)
+        return read.body, read.truncated, error
 
 
 def _header(response: httpx.Response, name: bytes) -> str | None:
