@@ -14,6 +14,8 @@ _ROOT = str(Path(__file__).resolve().parent.parent)
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
+from hostile_http import RawServer, Route, Serve  # noqa: E402
+
 from demo.server import DemoServer, start_demo_server  # noqa: E402
 
 DEMO_SLOW_DELAY_S = 2.0
@@ -34,3 +36,20 @@ def demo_server() -> Iterator[DemoServer]:
 def demo_url(demo_server: DemoServer) -> str:
     """Return the demo seller's base URL, e.g. `http://127.0.0.1:41234` (no trailing slash)."""
     return demo_server.base_url
+
+
+@pytest.fixture
+def serve() -> Iterator[Serve]:
+    """Yield a function starting hostile RawServers; close them all at the end of the test."""
+    servers: list[RawServer] = []
+
+    def start(routes: dict[str, Route]) -> RawServer:
+        server = RawServer(routes)
+        servers.append(server)
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in servers:
+            server.close()

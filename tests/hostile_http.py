@@ -3,9 +3,9 @@
 `zero_bomb` streams 1 GiB of zeros as gzip, zlib or raw deflate block by block (about 1 MB on
 the wire, never held whole); `stacked_gzip_bomb` is the same gzipped twice (a few KB).
 `RawServer` answers on 127.0.0.1 from its own threads, so a stalled event loop on the client's
-side cannot slow the server down. `watched` runs a coroutine beside a 10 ms ticker and returns
-what it gave, its peak traced memory and the event loop's longest stall (CPU time, so a busy
-machine does not stretch it: tests/loop_watch.py).
+side cannot slow the server down; the `serve` fixture of conftest.py starts them. `watched`
+runs a coroutine beside a 10 ms ticker and returns what it gave, its peak traced memory and the
+event loop's longest stall (CPU time, so a busy machine does not stretch it: loop_watch.py).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from loop_watch import LoopWatch
+from loop_watch import watching_the_loop
 
 T = TypeVar("T")
 GIB = 1 << 30
@@ -168,21 +168,8 @@ class RawServer:
             thread.join(timeout=10)
 
 
-@contextlib.contextmanager
-def raw_servers() -> Iterator[Callable[[dict[str, Route]], RawServer]]:
-    """Yield a function starting RawServers; close them all at the end."""
-    servers: list[RawServer] = []
-
-    def start(routes: dict[str, Route]) -> RawServer:
-        server = RawServer(routes)
-        servers.append(server)
-        return server
-
-    try:
-        yield start
-    finally:
-        for server in servers:
-            server.close()
+Serve = Callable[[dict[str, Route]], RawServer]
+"""Start a RawServer answering these routes."""
 
 
 @dataclass
@@ -203,12 +190,11 @@ def watched(make: Callable[[], Awaitable[T]], *, trace_memory: bool = True) -> W
     """
 
     async def run() -> Watched:
-        watch = LoopWatch()
         result: Any = None
         error: BaseException | None = None
         try:
             # The watch ends before tracemalloc.stop(), which takes a while to free its traces.
-            async with watch:
+            async with watching_the_loop() as watch:
                 if trace_memory:
                     tracemalloc.start()
                     tracemalloc.reset_peak()

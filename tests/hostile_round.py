@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import resource
 import sqlite3
@@ -21,7 +22,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import pytest
@@ -217,10 +217,11 @@ class Case:
         return [normalise_url(base + target) for target in self.targets]
 
 
-class Lab:
+class Lab(contextlib.AsyncExitStack):
     """The servers of one round: each case's, and one healthy seller per `healthy_schemes`."""
 
     def __init__(self, cases: Sequence[Case], healthy_schemes: Sequence[str] = ("http",)) -> None:
+        super().__init__()
         self.cases = list(cases)
         self.healthy_schemes = list(healthy_schemes)
         self.urls: dict[str, list[str]] = {}
@@ -228,31 +229,22 @@ class Lab:
         self.healthy_urls: list[str] = []
         self.servers: dict[str, Server] = {}
         """Each case's server, by case name."""
-        self._stack = contextlib.AsyncExitStack()
 
     @property
     def all_urls(self) -> list[str]:
         return [url for urls in self.urls.values() for url in urls] + self.healthy_urls
 
     async def __aenter__(self) -> Lab:
-        await self._stack.__aenter__()
+        await super().__aenter__()
         for case in self.cases:
-            server = await self._stack.enter_async_context(case.server())
+            server = await self.enter_async_context(case.server())
             self.urls[case.name] = case.urls(server)
             self.servers[case.name] = server
         for index, scheme in enumerate(self.healthy_schemes):
             good = Server(healthy()) if scheme == "http" else TlsServer(healthy(), _good_tls())
-            server = await self._stack.enter_async_context(good)
+            server = await self.enter_async_context(good)
             self.healthy_urls.append(f"{scheme}://good-{index}.{DOMAIN}:{server.port}/paid")
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._stack.__aexit__(exc_type, exc, tb)
 
 
 def _good_tls() -> ssl.SSLContext:
@@ -326,6 +318,25 @@ def assert_round(result: RoundResult, lab: Lab, cases: Sequence[Case]) -> None:
     assert result.elapsed_s <= ROUND_BOUND_S
     assert result.unclean == []
     assert result.loop_errors == []
+
+
+def assert_costs_one_check(
+    case: Case,
+    database: Path,
+    caplog: pytest.LogCaptureFixture,
+    healthy_schemes: Sequence[str] = ("http",),
+) -> None:
+    """Probe `case` in a round beside healthy sellers; assert_round, and no monitor warning."""
+
+    async def go() -> None:
+        async with Lab([case], healthy_schemes) as lab:
+            result = await play(database, lab)
+        assert_round(result, lab, [case])
+
+    caplog.set_level(logging.INFO)
+    asyncio.run(asyncio.wait_for(go(), 3 * ROUND_BOUND_S))
+    troubles = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.getMessage() for r in troubles if r.name.startswith("monitor")] == []
 
 
 # The memory test's subprocess ------------------------------------------------------------------

@@ -10,40 +10,43 @@ like a stalled loop. Work done in other threads is not counted: it does not bloc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from types import TracebackType
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 TICK_S = 0.01
 
 
+@dataclass
 class LoopWatch:
-    """Run a ticker beside the work in `async with`; `longest_stall_s` is then known."""
+    """What the ticker saw; complete once the `async with` block has ended."""
 
-    def __init__(self) -> None:
-        self.longest_stall_s = 0.0
-        """The most CPU time the loop's thread spent between two ticks, in seconds."""
-        self._stop = asyncio.Event()
-        self._ticker: asyncio.Task[None] | None = None
+    longest_stall_s: float = 0.0
+    """The most CPU time the loop's thread spent between two ticks, in seconds."""
+    ticks: int = 0
+    """How many times the ticker ran: the loop went on with other tasks that often."""
 
-    async def __aenter__(self) -> LoopWatch:
-        self._ticker = asyncio.create_task(self._tick())
-        await asyncio.sleep(0)  # the ticker takes its first reading before the work starts
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        assert self._ticker is not None
-        self._stop.set()
-        await self._ticker
+@contextlib.asynccontextmanager
+async def watching_the_loop() -> AsyncIterator[LoopWatch]:
+    """Run a ticker beside the body of `async with`; yield what it sees."""
+    watch = LoopWatch()
+    stop = asyncio.Event()
 
-    async def _tick(self) -> None:
+    async def tick() -> None:
         last = time.thread_time()
-        while not self._stop.is_set():
+        while not stop.is_set():
             await asyncio.sleep(TICK_S)
             now = time.thread_time()
-            self.longest_stall_s = max(self.longest_stall_s, now - last)
+            watch.longest_stall_s = max(watch.longest_stall_s, now - last)
+            watch.ticks += 1
             last = now
+
+    ticker = asyncio.create_task(tick())
+    await asyncio.sleep(0)  # the ticker takes its first reading before the work starts
+    try:
+        yield watch
+    finally:
+        stop.set()
+        await ticker

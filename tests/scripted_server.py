@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal, ParamSpec
+from typing import Any, Literal, ParamSpec, Self
 
 import httpx
 
@@ -187,7 +187,7 @@ class Server:
     def url(self, target: str = "/") -> str:
         return f"http://127.0.0.1:{self.port}{target}"
 
-    async def __aenter__(self) -> Server:
+    async def __aenter__(self) -> Self:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
@@ -313,11 +313,13 @@ class Recorder:
         return transport, protocol
 
 
-async def until(condition: Callable[[], bool], timeout: float = WAIT_S) -> None:
-    """Wait until `condition()` holds; fail after `timeout` seconds."""
+async def until(
+    condition: Callable[[], bool], what: str = "the condition", timeout: float = WAIT_S
+) -> None:
+    """Wait inside the event loop until `condition()` holds; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
+        assert time.monotonic() < deadline, f"no {what} after {timeout:g} s"
         await asyncio.sleep(0.002)
 
 

@@ -12,17 +12,16 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from loopback_receivers import Answer, Received, Receiver
 
 from monitor.alerts import Notifier
 from monitor.config import Config, parse_config
@@ -37,83 +36,45 @@ HEADER = (
 SECRET = "s3cret-webhook-key"
 
 
-class Switch(ThreadingHTTPServer):
+class Switch(Receiver):
     """A seller that answers a valid 402 or an HTTP 500, as the test decides."""
 
-    daemon_threads = True
-    broken = False
+    def __init__(self) -> None:
+        super().__init__(self._answer)
+        self.broken = False
+
+    def _answer(self, request: Received) -> Answer:
+        if self.broken:
+            return Answer(500)
+        return Answer(402, {"PAYMENT-REQUIRED": HEADER}, b"{}")
 
 
-class SwitchHandler(BaseHTTPRequestHandler):
-    server: Switch
-
-    def do_GET(self) -> None:
-        if self.server.broken:
-            self.send_response(500)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        self.send_response(402)
-        self.send_header("PAYMENT-REQUIRED", HEADER)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"{}")
-
-    def log_message(self, format: str, *args: object) -> None:
-        return
-
-
-class Receiver(ThreadingHTTPServer):
+class Webhook(Receiver):
     """A webhook receiver that records requests and answers with the configured statuses."""
 
-    daemon_threads = True
-
     def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), ReceiverHandler)
-        self.requests: list[tuple[dict[str, str], bytes]] = []
+        super().__init__(self._answer)
         self.answers: list[int] = []  # consumed one per request; then `default`
         self.default = 200
         self.accepted: list[dict[str, Any]] = []
 
-
-class ReceiverHandler(BaseHTTPRequestHandler):
-    server: Receiver
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        headers = {name.lower(): value for name, value in self.headers.items()}
-        self.server.requests.append((headers, body))
-        status = self.server.answers.pop(0) if self.server.answers else self.server.default
+    def _answer(self, request: Received) -> Answer:
+        status = self.answers.pop(0) if self.answers else self.default
         if 200 <= status < 300:
-            self.server.accepted.append(json.loads(body))
-        self.send_response(status)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: object) -> None:
-        return
-
-
-def _serve(server: ThreadingHTTPServer) -> str:
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    host, port = server.server_address[:2]
-    return f"http://{host!s}:{port}"
+            self.accepted.append(json.loads(request.body))
+        return Answer(status)
 
 
 @pytest.fixture
 def seller() -> Iterator[tuple[Switch, str]]:
-    server = Switch(("127.0.0.1", 0), SwitchHandler)
-    url = _serve(server)
-    yield server, url + "/pay"
-    server.shutdown()
+    with Switch() as server:
+        yield server, server.base_url + "/pay"
 
 
 @pytest.fixture
-def receiver() -> Iterator[tuple[Receiver, str]]:
-    server = Receiver()
-    url = _serve(server)
-    yield server, url + "/hook"
-    server.shutdown()
+def receiver() -> Iterator[tuple[Webhook, str]]:
+    with Webhook() as server:
+        yield server, server.base_url + "/hook"
 
 
 class FakeClock:
@@ -143,8 +104,10 @@ async def _cycle(service: MonitorService, clock: FakeClock, minutes: int = 1) ->
     """Let one interval pass: dispatch, wait for the probes, deliver."""
     clock.now += timedelta(minutes=minutes)
     await service._dispatch()
-    while service._batches or service._refills:
-        await asyncio.gather(*service._batches, *service._refills, return_exceptions=True)
+    while service.dispatcher.batches or service.dispatcher.refills:
+        await asyncio.gather(
+            *service.dispatcher.batches, *service.dispatcher.refills, return_exceptions=True
+        )
     await service._deliver()
 
 
@@ -157,7 +120,7 @@ def _verify(headers: dict[str, str], body: bytes) -> None:
 def test_breaking_and_recovering_endpoint_fires_then_resolves(
     tmp_path: Path,
     seller: tuple[Switch, str],
-    receiver: tuple[Receiver, str],
+    receiver: tuple[Webhook, str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
@@ -173,11 +136,11 @@ def test_breaking_and_recovering_endpoint_fires_then_resolves(
             service = MonitorService(config, store, prober, clock=clock, notifier=notifier)
             store.resume(clock(), config.probe.interval)
             await _cycle(service, clock)
-            assert hook.requests == []  # healthy: nothing to say
+            assert hook.received() == []  # healthy: nothing to say
             switch.broken = True
             for _ in range(2):
                 await _cycle(service, clock)
-            assert hook.requests == []  # two failures: below the threshold of 3
+            assert hook.received() == []  # two failures: below the threshold of 3
             await _cycle(service, clock)
             assert [b["event"] for b in hook.accepted] == ["firing"]
             await _cycle(service, clock)  # still failing: no duplicate
@@ -188,8 +151,8 @@ def test_breaking_and_recovering_endpoint_fires_then_resolves(
             assert [b["event"] for b in hook.accepted] == ["firing", "resolved"]
 
     asyncio.run(scenario())
-    for headers, body in hook.requests:
-        _verify(headers, body)
+    for request in hook.received():
+        _verify(request.headers, request.body)
     firing, resolved = hook.accepted
     assert firing["endpoint"]["url"] == seller_url
     assert firing["endpoint"]["consecutive_failures"] == 3
@@ -202,7 +165,7 @@ def test_breaking_and_recovering_endpoint_fires_then_resolves(
 
 
 def test_reminder_while_firing(
-    tmp_path: Path, seller: tuple[Switch, str], receiver: tuple[Receiver, str]
+    tmp_path: Path, seller: tuple[Switch, str], receiver: tuple[Webhook, str]
 ) -> None:
     switch, seller_url = seller
     hook, hook_url = receiver
@@ -232,7 +195,7 @@ def test_reminder_while_firing(
 def test_retry_after_500_but_not_after_400(
     tmp_path: Path,
     seller: tuple[Switch, str],
-    receiver: tuple[Receiver, str],
+    receiver: tuple[Webhook, str],
     answers: list[int],
     states: dict[str, int],
     attempts: int,
@@ -257,15 +220,15 @@ def test_retry_after_500_but_not_after_400(
                 await service._deliver()
 
     asyncio.run(scenario())
-    assert len(hook.requests) == attempts
+    assert len(hook.received()) == attempts
     assert store.notification_states() == states
-    ids = {json.loads(body)["notification_id"] for _, body in hook.requests}
+    ids = {json.loads(request.body)["notification_id"] for request in hook.received()}
     assert len(ids) == 1  # a retry is the same notification
 
 
 @pytest.mark.integration
 def test_killed_between_state_change_and_delivery_delivers_once_after_restart(
-    tmp_path: Path, seller: tuple[Switch, str], receiver: tuple[Receiver, str]
+    tmp_path: Path, seller: tuple[Switch, str], receiver: tuple[Webhook, str]
 ) -> None:
     switch, seller_url = seller
     hook, hook_url = receiver
@@ -314,7 +277,7 @@ def test_killed_between_state_change_and_delivery_delivers_once_after_restart(
 
     first = start("first")
     try:
-        wait_for("first", first, lambda: hook.requests, "a first (refused) delivery attempt")
+        wait_for("first", first, lambda: hook.received(), "a first (refused) delivery attempt")
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=60)
     finally:
@@ -332,7 +295,7 @@ def test_killed_between_state_change_and_delivery_delivers_once_after_restart(
         second.send_signal(signal.SIGTERM)
         second.wait(timeout=60)
     assert [b["event"] for b in hook.accepted] == ["firing"]
-    ids = {json.loads(body)["notification_id"] for _, body in hook.requests}
+    ids = {json.loads(request.body)["notification_id"] for request in hook.received()}
     assert ids == {hook.accepted[0]["notification_id"]}
     with sqlite3.connect(tmp_path / "data" / "monitor.db") as raw:
         assert raw.execute(

@@ -9,19 +9,17 @@ import hmac
 import json
 import socket
 import subprocess
-import threading
 import time
 import tracemalloc
 import urllib.request
-import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hostile_http import MIB, zero_bomb
+from loopback_receivers import HOLD_S, Answer, Received, Receiver
 from tools import require_tool
 
 from monitor.alert_config import ChannelConfig
@@ -31,70 +29,22 @@ from monitor.alerts import DeliveryResult, Notifier, retry_delay
 SECRET = "s3cret-webhook-key"
 SLUG = "api-example-com-weather"
 WAIT_S = 60.0
-"""How long a test waits (Alertmanager to start, an alert to show) and a receiver holds."""
+"""How long a test waits (Alertmanager to start, an alert to show)."""
 POLL_S = 0.1
 
 
-@dataclass(frozen=True)
-class Received:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
-class Receiver(ThreadingHTTPServer):
-    """Loopback receiver: answers by path prefix (/ok, /e500, /e400, /e429, /r302, /slow)."""
-
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.lock = threading.Lock()
-        self.requests: list[Received] = []
-        self.release = threading.Event()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-    def received(self) -> list[Received]:
-        with self.lock:
-            return list(self.requests)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: Receiver
-
-    def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
-        pass
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        with self.server.lock:
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            self.server.requests.append(Received(self.path, headers, body))
-        prefix = self.path.split("/")[1]
-        if prefix == "slow":
-            self.server.release.wait(WAIT_S)
-        status = {"e500": 500, "e400": 400, "e429": 429, "r302": 302}.get(prefix, 200)
-        self.send_response(status)
-        if status == 302:
-            self.send_header("Location", "/ok")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
+def by_first_segment(request: Received) -> Answer:
+    """Answer by the first path segment: e500, e400, e429, r302 (to /ok), slow (once released)."""
+    first = request.first_segment
+    status = {"e500": 500, "e400": 400, "e429": 429, "r302": 302}.get(first, 200)
+    headers = {"Location": "/ok"} if status == 302 else {}
+    return Answer(status, headers, hold="before" if first == "slow" else None)
 
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
+    with Receiver(by_first_segment) as server:
         yield server
-    finally:
-        server.release.set()
-        server.shutdown()
-        server.server_close()
 
 
 def free_port() -> int:
@@ -184,104 +134,54 @@ def test_slow_receiver_times_out_retryable(receiver: Receiver) -> None:
     started = time.perf_counter()
     result = send(channel(f"{receiver.base_url}/slow", timeout=timedelta(seconds=0.2)))
     # 25x the timeout (a busy machine); the default timeout (10 s) or the receiver's hold
-    # (WAIT_S) would take longer.
+    # (HOLD_S) would take longer.
     assert time.perf_counter() - started < 5.0
     assert (result.ok, result.permanent, result.detail) == (False, False, "timeout after 0.2 s")
 
 
 # --- answers that are never read in full ---------------------------------------------------
 
-BOMB_BYTES = 1 << 30
-"""A gzip bomb: 1 GiB of zeros once decoded, about 1 MB as sent, compressed as it is sent."""
-_MIB = 1 << 20
 
-
-class Answering(ThreadingHTTPServer):
-    """Answers every POST with 200 and a hostile body: `bomb` (gzip) or `drip` (never ends)."""
-
-    daemon_threads = True
-
-    def __init__(self, kind: str) -> None:
-        super().__init__(("127.0.0.1", 0), _AnsweringHandler)
-        self.kind = kind
-        self.release = threading.Event()
-        self.sent = 0
-        self.accept_encoding: str | None = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-
-class _AnsweringHandler(BaseHTTPRequestHandler):
-    server: Answering
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        self.server.accept_encoding = self.headers.get("Accept-Encoding")
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        try:
-            if self.server.kind == "bomb":
-                self.send_header("Content-Encoding", "gzip")
-                self.end_headers()  # HTTP/1.0: the body ends when the connection closes
-                gzip = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
-                zeros = bytes(_MIB)
-                for _ in range(BOMB_BYTES // _MIB):
-                    self._write(gzip.compress(zeros))
-                self._write(gzip.flush())
-            else:
-                self.send_header("Content-Length", "1000")
-                self.end_headers()
-                self._write(b'{"ok": ')
-                self.server.release.wait(WAIT_S)  # ...and the rest never comes
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the notifier has read enough and hung up: as it should
-
-    def _write(self, data: bytes) -> None:
-        if data:
-            self.wfile.write(data)
-            self.wfile.flush()
-            self.server.sent += len(data)
+def hostile_body(kind: str) -> Answer:
+    """Return 200 with a hostile body: `bomb` (gzip) or `drip` (never ends)."""
+    if kind == "bomb":  # 1 GiB of zeros once decoded, about 1 MB as sent
+        # No Content-Length: the body ends when the connection closes.
+        gzip = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+        return Answer(headers=gzip, body=zero_bomb("gzip"))
+    promise = {"Content-Type": "application/json", "Content-Length": "1000"}
+    return Answer(headers=promise, body=b'{"ok": ', hold="after")  # ...and the rest never comes
 
 
 @pytest.fixture
-def answering(request: pytest.FixtureRequest) -> Iterator[Answering]:
-    server = Answering(request.param)
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    try:
+def answering(request: pytest.FixtureRequest) -> Iterator[Receiver]:
+    kind: str = request.param
+    with Receiver(lambda _: hostile_body(kind)) as server:
         yield server
-    finally:
-        server.release.set()
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.mark.parametrize("answering", ["bomb"], indirect=True)
 @pytest.mark.parametrize("kind", ["webhook", "alertmanager"])
-def test_compressed_answer_is_never_decoded(answering: Answering, kind: str) -> None:
+def test_compressed_answer_is_never_decoded(answering: Receiver, kind: str) -> None:
     tracemalloc.start()
     try:
         result = send(channel(f"{answering.base_url}/hook", kind, timeout=timedelta(seconds=30)))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert answering.accept_encoding == "identity"  # it was not asked for
+    accepted = answering.received()[-1].headers.get("accept-encoding")
+    assert accepted == "identity"  # it was not asked for
     assert result == DeliveryResult(True, False, 200, "HTTP 200")
-    assert peak < 16 * _MIB  # decoding it would take 1 GiB
-    assert answering.sent < 16 * _MIB  # and the rest of the bomb was never fetched
+    assert peak < 16 * MIB  # decoding it would take 1 GiB
+    assert answering.sent < 16 * MIB  # and the rest of the bomb was never fetched
 
 
 @pytest.mark.parametrize("answering", ["drip"], indirect=True)
-def test_answer_body_that_never_ends_still_counts_as_delivered(answering: Answering) -> None:
+def test_answer_body_that_never_ends_still_counts_as_delivered(answering: Receiver) -> None:
     """The status decides: waiting for a body would time out, then deliver twice."""
     started = time.perf_counter()
     result = send(channel(f"{answering.base_url}/hook", timeout=timedelta(seconds=3)))
     assert result == DeliveryResult(True, False, 200, "HTTP 200")
-    assert time.perf_counter() - started < WAIT_S  # not held until the body's sender gives up
+    assert time.perf_counter() - started < HOLD_S  # not held until the body's sender gives up
 
 
 def test_alertmanager_posts_to_the_v2_api(receiver: Receiver) -> None:
@@ -306,8 +206,7 @@ def test_apprise_json_url_reaches_the_receiver(
     receiver: Receiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # Apprise uses requests, which honours proxies
-    port = receiver.server_address[1]
-    result = send(channel(f"json://127.0.0.1:{port}/apprise", "apprise"))
+    result = send(channel(f"json://127.0.0.1:{receiver.port}/apprise", "apprise"))
     assert (result.ok, result.permanent) == (True, False)
     (request,) = receiver.received()
     assert request.path == "/apprise"

@@ -2,35 +2,33 @@
 
 Deliveries go through Apprise `json://127.0.0.1:PORT/<mode>/...` URLs to a receiver on
 127.0.0.1 port 0 that answers by the first path segment: `ok` (200), `e500`, `bomb` (200 with
-a gzip bomb: 1 GiB of zeros, compressed as it is sent) and `hang` (reads the request, never
+a gzip bomb: 1 GiB of zeros, generated as it is sent) and `hang` (reads the request, never
 answers). Waits are generous multiples of the configured timeouts; nothing races the clock.
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
-import logging
 import os
 import signal
-import threading
 import time
 import tracemalloc
-import zlib
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import pytest
+from hostile_http import MIB, zero_bomb
+from log_capture import Capture, every_record
+from loop_watch import watching_the_loop
+from loopback_receivers import Answer, Received, Receiver
 
 from monitor.alert_config import ChannelConfig
 from monitor.alerting import AlertEvent, Notice, NotificationMessage, notification_id
 from monitor.alerts import DeliveryResult, Notifier
 from monitor.alerts.apprise_worker import MEMORY_BOUND, AppriseWorker
 
-_MIB = 1 << 20
 BOMB_BYTES = 1 << 30
 WAIT_S = 60.0
 """Generous bound for things that take a second or two on an idle machine."""
@@ -40,85 +38,28 @@ SLUG = "api-example-com-weather"
 T = TypeVar("T")
 
 
-class Receiver(ThreadingHTTPServer):
-    """Answers by the first path segment: ok, e500, bomb, hang (until `release`)."""
-
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.lock = threading.Lock()
-        self.paths: list[str] = []
-        self.arrived = threading.Condition(self.lock)
-        self.release = threading.Event()
-        self.sent = 0
-
-    @property
-    def port(self) -> int:
-        return int(self.server_address[1])
-
-    def received(self) -> list[str]:
-        with self.lock:
-            return list(self.paths)
-
-    def wait_for_requests(self, count: int) -> None:
-        with self.arrived:
-            assert self.arrived.wait_for(lambda: len(self.paths) >= count, WAIT_S)
+BOMB_HEADERS = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: Receiver
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        with self.server.arrived:
-            self.server.paths.append(self.path)
-            self.server.arrived.notify_all()
-        mode = self.path.split("/")[1]
-        try:
-            if mode == "hang":
-                self.server.release.wait(WAIT_S)
-            elif mode == "bomb":
-                self._bomb()
-            else:
-                self.send_response(500 if mode == "e500" else 200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the child gave up or was killed: as it should
-
-    def _bomb(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Encoding", "gzip")
-        self.end_headers()  # HTTP/1.0: the body ends when the connection closes
-        gzip = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
-        zeros = bytes(_MIB)
-        for _ in range(BOMB_BYTES // _MIB):
-            self._write(gzip.compress(zeros))
-        self._write(gzip.flush())
-
-    def _write(self, data: bytes) -> None:
-        if data:
-            self.wfile.write(data)
-            self.wfile.flush()
-            self.server.sent += len(data)
+def by_first_segment(request: Received) -> Answer:
+    """Answer `/ok/...` 200, `/e500/...` 500, `/bomb/...` a gzip bomb; hold `/hang/...`."""
+    mode = request.first_segment
+    if mode == "hang":
+        return Answer(None, hold="before")
+    if mode == "bomb":  # no Content-Length: the body ends when the connection closes
+        return Answer(headers=BOMB_HEADERS, body=zero_bomb("gzip", BOMB_BYTES))
+    return Answer(500 if mode == "e500" else 200)
 
 
 @pytest.fixture
 def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[Receiver]:
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # Apprise's requests honours proxy variables
-    server = Receiver()
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    try:
+    with Receiver(by_first_segment) as server:
         yield server
-    finally:
-        server.release.set()
-        server.shutdown()
-        server.server_close()
+
+
+def paths(receiver: Receiver) -> list[str]:
+    return [request.path for request in receiver.received()]
 
 
 def channel(receiver: Receiver, mode: str, seconds: float = 10.0) -> ChannelConfig:
@@ -203,6 +144,14 @@ DELIVERED = DeliveryResult(True, False, None, "delivered by apprise")
 TIMED_OUT_1S = DeliveryResult(False, False, None, "apprise delivery timed out after 1 s")
 
 
+async def first_delivery(notifier: Notifier, worker: AppriseWorker, receiver: Receiver) -> int:
+    """Deliver one message to `/ok/`; return the pid of the child that delivered it."""
+    assert await notifier.send(channel(receiver, "ok"), message()) == DELIVERED
+    pid = worker.pid
+    assert pid is not None
+    return pid
+
+
 # --- the child process -----------------------------------------------------------------------
 
 
@@ -225,13 +174,12 @@ def test_a_long_lived_child_delivers_under_its_memory_bound_and_stops_cleanly(
 
     pid = with_notifier(scenario)
     assert gone(pid)  # stopped by aclose and reaped: no zombie
-    assert receiver.received() == [f"/ok/{TOKEN}", f"/ok/{TOKEN}"]
+    assert paths(receiver) == [f"/ok/{TOKEN}", f"/ok/{TOKEN}"]
 
 
 def test_answer_500_is_retryable_and_keeps_the_child(receiver: Receiver) -> None:
     async def scenario(notifier: Notifier, worker: AppriseWorker) -> None:
-        assert await notifier.send(channel(receiver, "ok"), message()) == DELIVERED
-        pid = worker.pid
+        pid = await first_delivery(notifier, worker, receiver)
         result = await notifier.send(channel(receiver, "e500"), message())
         assert result == DeliveryResult(False, False, None, "apprise reported failure")
         assert worker.pid == pid
@@ -245,9 +193,7 @@ def test_gzip_bomb_costs_the_child_not_the_parent_and_the_next_delivery_works(
     """requests decodes the whole answer: the child hits its bound, the parent stays small."""
 
     async def scenario(notifier: Notifier, worker: AppriseWorker) -> None:
-        assert await notifier.send(channel(receiver, "ok"), message()) == DELIVERED
-        first = worker.pid
-        assert first is not None
+        first = await first_delivery(notifier, worker, receiver)
         rss_before = rss_bytes()
         tracemalloc.start()
         try:
@@ -256,9 +202,9 @@ def test_gzip_bomb_costs_the_child_not_the_parent_and_the_next_delivery_works(
             _, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
-        assert peak < 16 * _MIB  # the receiver's thread compresses 1 MiB at a time
-        assert rss_bytes() - rss_before < 16 * _MIB
-        bound = f"{MEMORY_BOUND // _MIB} MiB"
+        assert peak < 16 * MIB  # the receiver's thread sends the bomb 1 KB at a time
+        assert rss_bytes() - rss_before < 16 * MIB
+        bound = f"{MEMORY_BOUND // MIB} MiB"
         assert result == DeliveryResult(
             False, False, None, f"apprise worker exceeded its memory bound ({bound})"
         )
@@ -267,34 +213,23 @@ def test_gzip_bomb_costs_the_child_not_the_parent_and_the_next_delivery_works(
         assert worker.pid not in (None, first)  # a fresh child
 
     with_notifier(scenario)
-    # Zeros compress ~1,000:1: the child decoded at least half its bound before it failed.
-    assert receiver.sent > MEMORY_BOUND // 2 // 1024
+    # The bomb is 1,011:1: the child decoded at least half its bound before it failed.
+    assert receiver.sent > MEMORY_BOUND // 2 // 1000
 
 
 def test_receiver_that_never_answers_times_out_and_the_child_is_killed(
     receiver: Receiver,
 ) -> None:
     async def scenario(notifier: Notifier, worker: AppriseWorker) -> tuple[float, int]:
-        assert await notifier.send(channel(receiver, "ok"), message()) == DELIVERED
-        first = worker.pid
-        assert first is not None
-        ticks = 0
-
-        async def tick() -> None:
-            nonlocal ticks
-            while True:
-                await asyncio.sleep(0.01)
-                ticks += 1
-
-        ticker = asyncio.create_task(tick())
-        started = time.monotonic()
-        result = await notifier.send(channel(receiver, "hang", seconds=1), message())
-        elapsed = time.monotonic() - started
-        ticker.cancel()
+        first = await first_delivery(notifier, worker, receiver)
+        async with watching_the_loop() as watch:  # a 10 ms ticker beside the delivery
+            started = time.monotonic()
+            result = await notifier.send(channel(receiver, "hang", seconds=1), message())
+            elapsed = time.monotonic() - started
         assert result == TIMED_OUT_1S
         assert gone(first)  # a plugin thread may still hang in it: killed, reaped
         assert await notifier.send(channel(receiver, "ok"), message()) == DELIVERED
-        return elapsed, ticks
+        return elapsed, watch.ticks
 
     elapsed, ticks = with_notifier(scenario)
     assert elapsed < 30 * 1  # the receiver would hold it for 60 s
@@ -307,9 +242,7 @@ def test_child_that_stops_answering_is_killed_after_timeout_and_grace(
     """A child that hangs whole (here: SIGSTOP) cannot time itself out: the parent kills it."""
 
     async def scenario(notifier: Notifier, worker: AppriseWorker) -> float:
-        assert await notifier.send(channel(receiver, "ok"), message()) == DELIVERED
-        first = worker.pid
-        assert first is not None
+        first = await first_delivery(notifier, worker, receiver)
         os.kill(first, signal.SIGSTOP)
         started = time.monotonic()
         result = await notifier.send(channel(receiver, "ok", seconds=1), message())
@@ -322,16 +255,14 @@ def test_child_that_stops_answering_is_killed_after_timeout_and_grace(
     elapsed = with_notifier(scenario, AppriseWorker(grace_s=1.0))
     assert elapsed >= 1.0  # it waited for the timeout and the grace...
     assert elapsed < 30 * 2  # ...not for ever
-    assert receiver.received() == [f"/ok/{TOKEN}", f"/ok/{TOKEN}"]  # the stopped one sent none
+    assert paths(receiver) == [f"/ok/{TOKEN}", f"/ok/{TOKEN}"]  # the stopped one sent none
 
 
 def test_child_that_dies_mid_delivery_is_a_retryable_failure_and_is_replaced(
     receiver: Receiver,
 ) -> None:
     async def scenario(notifier: Notifier, worker: AppriseWorker) -> None:
-        assert await notifier.send(channel(receiver, "ok"), message()) == DELIVERED
-        first = worker.pid
-        assert first is not None
+        first = await first_delivery(notifier, worker, receiver)
         sending = asyncio.create_task(notifier.send(channel(receiver, "hang", 300), message()))
         await asyncio.to_thread(receiver.wait_for_requests, 2)
         os.kill(first, signal.SIGKILL)
@@ -348,9 +279,7 @@ def test_child_that_died_while_idle_is_replaced_without_losing_a_delivery(
     receiver: Receiver,
 ) -> None:
     async def scenario(notifier: Notifier, worker: AppriseWorker) -> None:
-        assert await notifier.send(channel(receiver, "ok"), message()) == DELIVERED
-        first = worker.pid
-        assert first is not None
+        first = await first_delivery(notifier, worker, receiver)
         os.kill(first, signal.SIGKILL)
         await asyncio.to_thread(wait_until_dead, first)
         assert await notifier.send(channel(receiver, "ok"), message()) == DELIVERED
@@ -369,7 +298,7 @@ def test_child_that_cannot_fit_its_bound_fails_retryably_without_hanging(
     Out of address space, loading a library fails (an ImportError that says so, before any
     URL reached the child: its message can be shown) or an allocation does (MemoryError).
     """
-    worker = AppriseWorker(memory_bytes=8 * _MIB)
+    worker = AppriseWorker(memory_bytes=8 * MIB)
 
     async def scenario(notifier: Notifier, worker: AppriseWorker) -> list[DeliveryResult]:
         return [await notifier.send(channel(receiver, "ok"), message()) for _ in range(2)]
@@ -399,9 +328,7 @@ def test_closing_during_a_delivery_kills_the_child_at_once(receiver: Receiver) -
     async def go() -> tuple[DeliveryResult, int, float]:
         notifier = Notifier(apprise=worker)
         await notifier.__aenter__()
-        assert await notifier.send(channel(receiver, "ok"), message()) == DELIVERED
-        pid = worker.pid
-        assert pid is not None
+        pid = await first_delivery(notifier, worker, receiver)
         sending = asyncio.create_task(notifier.send(channel(receiver, "hang", 300), message()))
         await asyncio.to_thread(receiver.wait_for_requests, 2)
         started = time.monotonic()
@@ -418,32 +345,10 @@ def test_closing_during_a_delivery_kills_the_child_at_once(receiver: Receiver) -
 # --- secrets ---------------------------------------------------------------------------------
 
 
-class Capture(logging.StreamHandler[io.StringIO]):
-    def __init__(self) -> None:
-        super().__init__(io.StringIO())
-
-    def getvalue(self) -> str:
-        return self.stream.getvalue()
-
-
 @pytest.fixture
 def everything() -> Iterator[Capture]:
-    """Capture every record of every logger, the libraries' included, at the lowest level."""
-    handler = Capture()
-    handler.setLevel(1)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    loggers = [root, *(logging.getLogger(n) for n in list(logging.root.manager.loggerDict))]
-    saved = [(logger, logger.level) for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(1)
-    root.addHandler(handler)
-    try:
-        yield handler
-    finally:
-        root.removeHandler(handler)
-        for logger, level in saved:
-            logger.setLevel(level)
+    with every_record() as capture:
+        yield capture
 
 
 def test_no_secret_in_logs_or_details_however_a_delivery_ends(
@@ -479,7 +384,7 @@ def test_no_secret_in_logs_or_details_however_a_delivery_ends(
         (False, True),
         (False, False),
     ]
-    assert all(TOKEN in path for path in receiver.received())  # the secrets were in play
+    assert all(TOKEN in path for path in paths(receiver))  # the secrets were in play
     output = everything.getvalue()
     assert "WARNING apprise" in output  # the child's warnings reach the parent's log...
     assert "DEBUG urllib3" not in output  # ...but never its debugging output

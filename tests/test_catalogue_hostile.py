@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from loop_watch import LoopWatch
+from loop_watch import watching_the_loop
 from test_catalogue import MCP_ITEM
 from test_crawl import TEMPLATE, StubCatalogue, real_item
 
@@ -103,7 +103,7 @@ def _crawl(store: Store, config: Config) -> tuple[CrawlSummary, float]:
     crawler = CatalogueCrawler(user_agent="test", sleep=_no_sleep)
 
     async def run() -> tuple[CrawlSummary, float]:
-        async with LoopWatch() as watch, crawler:
+        async with watching_the_loop() as watch, crawler:
             summary = await crawl_source(store, crawler, config.sources[0], config, lambda: T0)
         return summary, watch.longest_stall_s
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -24,11 +23,10 @@ from hostile_http import (
     MAX_TICK_GAP_S,
     MIB,
     Body,
-    RawServer,
     Route,
+    Serve,
     Watched,
     assert_bounded,
-    raw_servers,
     watched,
     zero_bomb,
 )
@@ -36,13 +34,6 @@ from hostile_http import (
 from monitor.discovery import CatalogueCrawler, CataloguePage, CrawlError
 
 USER_AGENT = "x402-monitor-test/1 (hostile discovery)"
-Serve = Callable[[dict[str, Route]], RawServer]
-
-
-@pytest.fixture
-def serve() -> Iterator[Serve]:
-    with raw_servers() as start:
-        yield start
 
 
 @dataclass

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from scripted_server import until
 
 from monitor.discovery import FacilitatorClient, SupportedResult, supported_url
 from monitor.models import FacilitatorVerdict
@@ -364,14 +365,6 @@ def test_negative_ttl_never_exceeds_the_ttl(stub: StubFacilitator) -> None:
     assert count(stub, "/e500/short-ttl/supported") == 2
 
 
-async def until(condition: Callable[[], bool], what: str) -> None:
-    """Wait inside the event loop until `condition` holds; fail after a generous HOLD_S."""
-    deadline = asyncio.get_running_loop().time() + HOLD_S
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, f"no {what} after {HOLD_S:g} s"
-        await asyncio.sleep(0.01)
-
-
 def test_concurrent_calls_for_one_url_make_one_request(stub: StubFacilitator) -> None:
     gate = stub.hold("coalesce")
     base = f"{stub.base_url}/hold-coalesce/x"
@@ -381,7 +374,7 @@ def test_concurrent_calls_for_one_url_make_one_request(stub: StubFacilitator) ->
         # Every call starts while the first request is held at the stub, so each of them
         # could make its own request; none may.
         waiting = asyncio.gather(*(client.supported(base) for _ in range(5)))
-        await until(lambda: count(stub, path) >= 1, "request at the stub")
+        await until(lambda: count(stub, path) >= 1, "request at the stub", HOLD_S)
         gate.set()
         return list(await waiting)
 

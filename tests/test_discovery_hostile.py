@@ -26,11 +26,10 @@ from hostile_http import (
     MIB,
     WBITS,
     Body,
-    RawServer,
     Route,
+    Serve,
     Watched,
     assert_bounded,
-    raw_servers,
     stacked_gzip_bomb,
     watched,
     zero_bomb,
@@ -39,13 +38,6 @@ from hostile_http import (
 from monitor.discovery.client import AnswerError, JsonClientOwner
 
 USER_AGENT = "x402-monitor-test/1 (hostile discovery)"
-Serve = Callable[[dict[str, Route]], RawServer]
-
-
-@pytest.fixture
-def serve() -> Iterator[Serve]:
-    with raw_servers() as start:
-        yield start
 
 
 def test_the_bombs_are_what_they_claim() -> None:

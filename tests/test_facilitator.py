@@ -804,24 +804,23 @@ def v2_challenge(**entry: Any) -> Challenge:
 
 EVM_V2 = challenge_from("02a-v2-evm-spec-PAYMENT-REQUIRED-header.b64")  # exact, eip155:84532
 EVM_V1 = challenge_from("01-v1-evm-spec-base-sepolia.json")  # exact, base-sepolia
-SOLANA_V2 = v2_challenge(
-    scheme="exact",
-    network=SOLANA,
-    amount="1000",
-    asset=SOLANA_USDC,
-    payTo=OTHER_KEY,
-    maxTimeoutSeconds=60,
-    extra={"feePayer": FEE_PAYER},
-)
-SOLANA_V2_OTHER_FEE_PAYER = v2_challenge(
-    scheme="exact",
-    network=SOLANA,
-    amount="1000",
-    asset=SOLANA_USDC,
-    payTo=OTHER_KEY,
-    maxTimeoutSeconds=60,
-    extra={"feePayer": OTHER_KEY},
-)
+
+
+def solana_v2(fee_payer: str) -> Challenge:
+    """Return a v2 Solana USDC challenge whose offer names `fee_payer`."""
+    return v2_challenge(
+        scheme="exact",
+        network=SOLANA,
+        amount="1000",
+        asset=SOLANA_USDC,
+        payTo=OTHER_KEY,
+        maxTimeoutSeconds=60,
+        extra={"feePayer": fee_payer},
+    )
+
+
+SOLANA_V2 = solana_v2(FEE_PAYER)
+SOLANA_V2_OTHER_FEE_PAYER = solana_v2(OTHER_KEY)
 SEPOLIA_V2 = kind(2, "eip155:84532")
 
 

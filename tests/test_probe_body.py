@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import pytest
-from loop_watch import LoopWatch
+from loop_watch import watching_the_loop
 from scripted_server import Peer, Server, Wait, answer, answering, fetch, new_transport
 
 from monitor.config import ProbeConfig
@@ -53,7 +53,7 @@ async def probe(url: str, **settings: object) -> ProbeFacts:
 
 async def longest_stall(work: Callable[[], Awaitable[ProbeFacts]]) -> tuple[ProbeFacts, float]:
     """Run `work` beside a ticker; return its result and the loop's longest stall (CPU time)."""
-    async with LoopWatch() as watch:
+    async with watching_the_loop() as watch:
         result = await work()
     return result, watch.longest_stall_s
 

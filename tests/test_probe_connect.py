@@ -15,11 +15,10 @@ import ssl
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from types import TracebackType
 
 import httpx
 import pytest
-from scripted_server import Server, answer, answering, asyncio_test, request, until
+from scripted_server import Peer, Server, answer, answering, asyncio_test, request, until
 
 from monitor.addresses import refusal_reason
 from monitor.config import ProbeConfig
@@ -245,7 +244,7 @@ def _now() -> datetime:
 # The egress proxy -----------------------------------------------------------------------------
 
 
-class ConnectProxy:
+class ConnectProxy(Server):
     """A loopback HTTP CONNECT proxy that relays to 127.0.0.1:`port` whatever address is asked.
 
     It records each CONNECT target and Proxy-Authorization, and can answer a fixed status
@@ -258,60 +257,37 @@ class ConnectProxy:
         status: str = "200 Connection established",
         stalled: frozenset[str] = frozenset(),
     ) -> None:
+        super().__init__(self._relay)
         self.relay_port = relay_port
         self.status = status
         self.stalled = stalled
         self.targets: list[str] = []
         self.authorizations: list[str | None] = []
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
 
-    async def __aenter__(self) -> ConnectProxy:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
+    async def _relay(self, peer: Peer) -> None:
+        reader, writer = peer.reader, peer.writer
+        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        method, target, _ = head[0].split(" ")
+        assert method == "CONNECT"
+        headers = dict(line.split(": ", 1) for line in head[1:] if line)
+        self.targets.append(target)
+        self.authorizations.append(headers.get("Proxy-Authorization"))
+        if target.rsplit(":", 1)[0] in self.stalled:
+            await asyncio.sleep(3600)  # a target the proxy cannot reach, and says nothing
+        writer.write(f"HTTP/1.1 {self.status}\r\n\r\n".encode())
+        if not self.status.startswith("200"):
+            await writer.drain()
+            return
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.relay_port)
 
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        assert self._server is not None
-        self._server.close()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        async def pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(ConnectionError):
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            sink.close()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        try:
-            head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
-            method, target, _ = head[0].split(" ")
-            assert method == "CONNECT"
-            headers = dict(line.split(": ", 1) for line in head[1:] if line)
-            self.targets.append(target)
-            self.authorizations.append(headers.get("Proxy-Authorization"))
-            if target.rsplit(":", 1)[0] in self.stalled:
-                await asyncio.sleep(3600)  # a target the proxy cannot reach, and says nothing
-            writer.write(f"HTTP/1.1 {self.status}\r\n\r\n".encode())
-            if not self.status.startswith("200"):
-                await writer.drain()
-                return
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.relay_port)
-
-            async def pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-                with contextlib.suppress(ConnectionError):
-                    while data := await source.read(65536):
-                        sink.write(data)
-                        await sink.drain()
-                sink.close()
-
-            await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
-            pass
-        finally:
-            writer.close()
+        await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
 
 
 def _proxied(table: Mapping[str, list[str]], proxy_port: int) -> Http1Transport:

@@ -10,7 +10,7 @@ end of a TLS session (close_notify).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -157,22 +157,21 @@ async def test_a_stalled_handshake_says_so_in_the_check() -> None:
     assert "TLS handshake" in facts.error
 
 
-@asyncio_test
-async def test_a_body_ended_by_close_notify_and_a_close_is_read_whole() -> None:
-    reply = b"HTTP/1.1 402 Payment Required\r\nConnection: close\r\n\r\n" + V1_CHALLENGE
-    async with Server(
-        tls_answer_then_close_notify(pki().server_context(pki().good), reply)
-    ) as server:
-        (facts,) = await probe([url(server)])
-    assert facts.error is None
-    assert facts.body == V1_CHALLENGE
-    assert assess(facts).outcome is Outcome.PASS
+UNTIL_CLOSE = b"HTTP/1.1 402 Payment Required\r\nConnection: close\r\n\r\n" + V1_CHALLENGE
+"""An answer whose body ends where the TLS session does."""
 
 
+@pytest.mark.parametrize(
+    "serve",
+    [
+        lambda: Server(tls_answer_then_close_notify(pki().server_context(pki().good), UNTIL_CLOSE)),
+        lambda: tls_server(every_request([UNTIL_CLOSE, "close"])),
+    ],
+    ids=["close-notify-and-a-close", "close-notify-alone"],
+)
 @asyncio_test
-async def test_a_body_ended_by_close_notify_alone_is_read_whole() -> None:
-    reply = b"HTTP/1.1 402 Payment Required\r\nConnection: close\r\n\r\n" + V1_CHALLENGE
-    async with tls_server(every_request([reply, "close"])) as server:
+async def test_a_body_ended_by_close_notify_is_read_whole(serve: Callable[[], Server]) -> None:
+    async with serve() as server:
         (facts,) = await probe([url(server)])
     assert facts.error is None
     assert facts.body == V1_CHALLENGE

@@ -12,7 +12,6 @@ log only as the warnings the child hands back.
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 import os
 import signal
@@ -20,17 +19,17 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from log_capture import Capture, every_record
+from loopback_receivers import Answer, Received, Receiver
 
 from monitor.alert_config import ChannelConfig
 from monitor.alerts import DeliveryResult, Notifier
@@ -79,60 +78,22 @@ NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 # --- a loopback receiver ------------------------------------------------------------------
 
 
-class Receiver(ThreadingHTTPServer):
-    """Answers by the first path segment: e400, e500, slow (after `release`), else 200."""
-
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.lock = threading.Lock()
-        self.seen: list[str] = []
-        self.release = threading.Event()
-
-    @property
-    def port(self) -> int:
-        return int(self.server_address[1])
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def received(self) -> str:
-        """Return every request line and header received so far, as one text."""
-        with self.lock:
-            return "\n".join(self.seen)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: Receiver
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        with self.server.lock:
-            self.server.seen.append(f"{self.requestline}\n{self.headers}")
-        first = self.path.split("/")[1].split("?")[0]
-        if first == "slow":
-            self.server.release.wait(WAIT_S)
-        status = {"e400": 400, "e500": 500}.get(first, 200)
-        self.send_response(status)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
+def by_first_segment(request: Received) -> Answer:
+    """Answer `/e400/...` 400, `/e500/...` 500, `/slow/...` once released, anything else 200."""
+    first = request.first_segment
+    status = {"e400": 400, "e500": 500}.get(first, 200)
+    return Answer(status, hold="before" if first == "slow" else None)
 
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    try:
+    with Receiver(by_first_segment) as server:
         yield server
-    finally:
-        server.release.set()
-        server.shutdown()
-        server.server_close()
+
+
+def received_text(receiver: Receiver) -> str:
+    """Return every request line and header received so far, as one text."""
+    return "\n".join(request.head for request in receiver.received())
 
 
 def closed_port() -> int:
@@ -144,36 +105,12 @@ def closed_port() -> int:
 # --- capturing everything every logger writes ---------------------------------------------
 
 
-class Capture(logging.StreamHandler[io.StringIO]):
-    """A root handler that keeps everything it is given."""
-
-    def __init__(self) -> None:
-        super().__init__(io.StringIO())
-
-    def getvalue(self) -> str:
-        return self.stream.getvalue()
-
-
 @pytest.fixture
 def everything(monkeypatch: pytest.MonkeyPatch) -> Iterator[Capture]:
     """Capture every record of every logger at the lowest level; restore logging afterwards."""
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # Apprise's requests honours proxy variables
-    handler = Capture()
-    handler.setLevel(1)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    loggers = [logging.getLogger(name) for name in list(logging.root.manager.loggerDict)]
-    saved = [(logger, logger.level) for logger in [root, *loggers]]
-    for logger in loggers:
-        logger.setLevel(logging.NOTSET)  # whatever an earlier test set: inherit the root's
-    root.addHandler(handler)
-    root.setLevel(1)
-    try:
-        yield handler
-    finally:
-        root.removeHandler(handler)
-        for logger, level in saved:
-            logger.setLevel(level)
+    with every_record() as capture:
+        yield capture
 
 
 @pytest.fixture
@@ -193,7 +130,7 @@ def assert_no_secret(text: str, where: str) -> None:
 
 def assert_all_sent(receiver: Receiver, secrets: tuple[str, ...]) -> None:
     """The receiver saw these secrets: they were in play, so the test could catch a leak."""
-    received = receiver.received()
+    received = received_text(receiver)
     assert [secret for secret in secrets if secret not in received] == []
 
 
@@ -240,7 +177,7 @@ def mattermost(port: int) -> ChannelConfig:
 
 def http_outcomes(receiver: Receiver) -> list[tuple[ChannelConfig, tuple[bool, bool, int | None]]]:
     """Webhook and Alertmanager channels that end in every way; (ok, permanent, status)."""
-    base, refused = receiver.base, f"http://127.0.0.1:{closed_port()}"
+    base, refused = receiver.base_url, f"http://127.0.0.1:{closed_port()}"
     unusable = "http://a..b"  # IDNA cannot encode an empty label
     newline = {"Authorization": f"Bearer {BEARER_TOKEN}\n"}  # a secret file's trailing newline
     cases: list[tuple[ChannelConfig, tuple[bool, bool, int | None]]] = []
@@ -289,12 +226,12 @@ def test_undeliverable_url_and_headers_are_permanent_with_a_clear_detail(
 ) -> None:
     newline = {"X-Api-Key": f"{API_KEY}\r\n"}
     unusable, bad_header = send_all(
-        [webhook("http://a..b"), webhook(receiver.base, headers=newline)]
+        [webhook("http://a..b"), webhook(receiver.base_url, headers=newline)]
     )
     assert unusable == DeliveryResult(False, True, None, "unusable URL: check the channel's url")
     assert bad_header.permanent
     assert "check the channel's headers" in bad_header.detail
-    assert receiver.received() == ""
+    assert receiver.received() == []
 
 
 # --- Apprise: the command line's logging set-up --------------------------------------------
@@ -480,7 +417,7 @@ ENVIRONMENT = {
 
 
 def _channels(receiver: Receiver) -> list[dict[str, Any]]:
-    base, port = receiver.base, receiver.port
+    base, port = receiver.base_url, receiver.port
     headers = {"Authorization": "Bearer ${HOOK_BEARER}", "X-Api-Key": "${HOOK_API_KEY}"}
 
     def hook(name: str, url: str) -> dict[str, Any]:
@@ -515,31 +452,11 @@ def _channels(receiver: Receiver) -> list[dict[str, Any]]:
     ]
 
 
-class Broken(ThreadingHTTPServer):
-    """An endpoint that always answers 500: its alert fires on the first check."""
-
-    daemon_threads = True
-
-
-class _BrokenHandler(BaseHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-    def do_GET(self) -> None:
-        self.send_response(500)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-
 @pytest.fixture
 def broken_endpoint() -> Iterator[str]:
-    server = Broken(("127.0.0.1", 0), _BrokenHandler)
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/pay"
-    finally:
-        server.shutdown()
-        server.server_close()
+    """An endpoint that always answers 500: its alert fires on the first check."""
+    with Receiver(lambda request: Answer(500)) as server:
+        yield f"{server.base_url}/pay"
 
 
 def _write_config(tmp_path: Path, receiver: Receiver, endpoint: str, **extra: Any) -> Path:
@@ -591,7 +508,7 @@ def test_alerts_test_command_at_debug_prints_and_logs_no_secret(
     config = _write_config(tmp_path, receiver, broken_endpoint)
     result = _monitor("alerts", "test", "--config", str(config))
     assert result.returncode == 1, result.stderr[-3000:]  # some channels fail, by design
-    assert f"hook (webhook {receiver.base}): ok (HTTP 200)" in result.stdout
+    assert f"hook (webhook {receiver.base_url}): ok (HTTP 200)" in result.stdout
     assert "hook-unusable (webhook http://a..b): refused (unusable URL" in result.stdout
     assert "DEBUG" in result.stderr  # really at DEBUG
     assert_all_sent(receiver, (PATH_TOKEN, QUERY_TOKEN, BEARER_TOKEN, API_KEY, AM_AUTH, MM_TOKEN))

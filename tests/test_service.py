@@ -6,14 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from loopback_receivers import Answer, Received, Receiver
+from scripted_server import until
 
 from monitor.config import Config, parse_config
 from monitor.models import EndpointSpec, ProbeFacts, Status
@@ -37,56 +37,18 @@ class FakeClock:
 
 T0 = datetime(2026, 11, 24, 12, tzinfo=UTC)
 HOLD_S = 60.0
-"""Longest a test waits for an event, or a held answer for its release; a broken test only."""
+"""Longest a test waits for an event; reached only when the test is broken."""
 
 
-class HeldEndpoint(ThreadingHTTPServer):
-    """A loopback endpoint whose answer waits until `release` is set: a probe held in flight."""
-
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _HeldHandler)
-        self.release = threading.Event()
-        self.lock = threading.Lock()
-        self.requests = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/held"
-
-    def count(self) -> int:
-        with self.lock:
-            return self.requests
-
-
-class _HeldHandler(BaseHTTPRequestHandler):
-    server: HeldEndpoint
-
-    def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
-        pass
-
-    def do_GET(self) -> None:
-        with self.server.lock:
-            self.server.requests += 1
-        self.server.release.wait(HOLD_S)
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # probe cancelled
-            self.send_response(200)
-            self.send_header("Content-Length", "4")
-            self.end_headers()
-            self.wfile.write(b"free")
+def held_free(request: Received) -> Answer:
+    """Answer `200 free` once the test sets `release`: a probe held in flight until then."""
+    return Answer(200, body=b"free", hold="before")
 
 
 @pytest.fixture
-def held() -> Iterator[HeldEndpoint]:
-    server = HeldEndpoint()
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    try:
+def held() -> Iterator[Receiver]:
+    with Receiver(held_free) as server:
         yield server
-    finally:
-        server.release.set()
-        server.shutdown()
-        server.server_close()
 
 
 class WatchedProber(Prober):
@@ -102,12 +64,15 @@ class WatchedProber(Prober):
         return facts
 
 
-async def _until(condition: Callable[[], bool], what: str) -> None:
-    """Wait inside the event loop until `condition` holds; fail after HOLD_S."""
-    deadline = asyncio.get_running_loop().time() + HOLD_S
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, f"no {what} after {HOLD_S:g} s"
-        await asyncio.sleep(0.01)
+@contextlib.asynccontextmanager
+async def resumed_service(
+    config: Config, store: Store, clock: FakeClock, prober: Prober | None = None
+) -> AsyncIterator[MonitorService]:
+    """Yield a service over `store` with `prober` open (a new one by default), due times resumed."""
+    async with prober if prober is not None else Prober(config.probe, clock=clock) as opened:
+        service = MonitorService(config, store, opened, clock=clock)
+        store.resume(clock(), config.probe.interval)
+        yield service
 
 
 def _config(demo_url: str, paths: list[str], **probe: object) -> Config:
@@ -132,8 +97,10 @@ def _store(tmp_path: Path, config: Config) -> Store:
 
 async def _drain(service: MonitorService) -> None:
     """Wait for every batch and for the refills that finished batches start."""
-    while service._batches or service._refills:
-        await asyncio.gather(*service._batches, *service._refills, return_exceptions=True)
+    while service.dispatcher.batches or service.dispatcher.refills:
+        await asyncio.gather(
+            *service.dispatcher.batches, *service.dispatcher.refills, return_exceptions=True
+        )
 
 
 def test_dispatch_probes_due_endpoints_once_per_interval(tmp_path: Path, demo_url: str) -> None:
@@ -171,31 +138,29 @@ def test_dispatch_probes_due_endpoints_once_per_interval(tmp_path: Path, demo_ur
         assert endpoint.next_check_at > T0 + timedelta(minutes=2)
 
 
-def test_an_endpoint_is_never_probed_twice_at_once(tmp_path: Path, held: HeldEndpoint) -> None:
-    config = _config_urls([held.url])
+def test_an_endpoint_is_never_probed_twice_at_once(tmp_path: Path, held: Receiver) -> None:
+    config = _config_urls([held.base_url + "/held"])
     store = _store(tmp_path, config)
     clock = FakeClock(T0)
 
     async def scenario() -> None:
-        async with Prober(config.probe, clock=clock) as prober:
-            service = MonitorService(config, store, prober, clock=clock)
-            store.resume(clock(), config.probe.interval)
+        async with resumed_service(config, store, clock) as service:
             clock.advance(timedelta(minutes=2))  # overdue
             await service._dispatch()
-            assert len(service._batches) == 1
-            await _until(lambda: held.count() == 1, "probe at the held endpoint")
+            assert len(service.dispatcher.batches) == 1
+            await until(lambda: len(held.received()) == 1, "probe at the held endpoint", HOLD_S)
             # Ticks while the probe is held in flight and the endpoint is still overdue. The
             # clock stays put: the endpoint's next slot after this check may lie a few seconds
             # ahead, and a later tick would then rightly probe it again.
             for _ in range(5):
                 await service._dispatch()
-            assert len(service._batches) == 1
+            assert len(service.dispatcher.batches) == 1
             held.release.set()
             await _drain(service)
 
     asyncio.run(scenario())
     assert store.count_checks() == 1
-    assert held.count() == 1
+    assert len(held.received()) == 1
 
 
 def test_restart_resumes_from_the_database(tmp_path: Path, demo_url: str) -> None:
@@ -205,9 +170,7 @@ def test_restart_resumes_from_the_database(tmp_path: Path, demo_url: str) -> Non
     async def run_for(seconds: int) -> None:
         store = Store.open(f"sqlite:///{tmp_path}/monitor.db")
         store.sync_config_endpoints([e.to_spec() for e in config.endpoints], clock())
-        async with Prober(config.probe, clock=clock) as prober:
-            service = MonitorService(config, store, prober, clock=clock)
-            store.resume(clock(), config.probe.interval)
+        async with resumed_service(config, store, clock) as service:
             for _ in range(seconds):
                 clock.advance(timedelta(seconds=1))
                 await service._dispatch()
@@ -231,27 +194,27 @@ def test_restart_resumes_from_the_database(tmp_path: Path, demo_url: str) -> Non
 
 
 def test_shutdown_commits_finished_probes_and_cancels_the_rest(
-    tmp_path: Path, demo_url: str, held: HeldEndpoint
+    tmp_path: Path, demo_url: str, held: Receiver
 ) -> None:
     # The held probe could only end by its 60 s timeout or its release after stop() returned:
     # a stop() that waited for it instead of cancelling takes a minute and saves 2 checks.
-    config = _config_urls([demo_url + "/v1/valid", held.url], timeout="60s")
+    config = _config_urls([demo_url + "/v1/valid", held.base_url + "/held"], timeout="60s")
     store = _store(tmp_path, config)
     clock = FakeClock(T0)
     grace = timedelta(seconds=0.2)
 
     async def scenario() -> float:
         prober = WatchedProber(config.probe, clock=clock)
-        async with prober:
-            service = MonitorService(config, store, prober, clock=clock)
-            store.resume(clock(), config.probe.interval)
+        async with resumed_service(config, store, clock, prober) as service:
             clock.advance(timedelta(minutes=2))
             await service._dispatch()
-            await _until(
+            await until(
                 lambda: (
-                    any(url.endswith("/v1/valid") for url in prober.finished) and held.count() == 1
+                    any(url.endswith("/v1/valid") for url in prober.finished)
+                    and len(held.received()) == 1
                 ),
                 "finished fast probe beside the held one",
+                HOLD_S,
             )
             loop = asyncio.get_running_loop()
             started = loop.time()
@@ -294,9 +257,7 @@ def test_snapshot_reflects_the_store(tmp_path: Path, demo_url: str, outcome_path
     clock = FakeClock(T0)
 
     async def scenario() -> None:
-        async with Prober(config.probe, clock=clock) as prober:
-            service = MonitorService(config, store, prober, clock=clock)
-            store.resume(clock(), config.probe.interval)
+        async with resumed_service(config, store, clock) as service:
             clock.advance(timedelta(minutes=2))
             await service._dispatch()
             await _drain(service)
@@ -323,12 +284,10 @@ def test_a_finished_batch_refills_the_free_slots_without_a_tick(
     clock = FakeClock(T0)
 
     async def scenario() -> None:
-        async with Prober(config.probe, clock=clock) as prober:
-            service = MonitorService(config, store, prober, clock=clock)
-            store.resume(clock(), config.probe.interval)
+        async with resumed_service(config, store, clock) as service:
             clock.advance(timedelta(minutes=2))  # every endpoint overdue
             await service._dispatch()
-            assert len(service._in_flight) == 2  # the tick starts one batch of 2
+            assert len(service.dispatcher.in_flight) == 2  # the tick starts one batch of 2
             await _drain(service)
 
     asyncio.run(scenario())
@@ -367,9 +326,7 @@ def test_each_probe_is_logged_at_debug_and_only_the_round_at_info(
     clock = FakeClock(T0)
 
     async def one_round() -> None:
-        async with Prober(config.probe, clock=clock) as prober:
-            service = MonitorService(config, store, prober, clock=clock)
-            store.resume(clock(), config.probe.interval)
+        async with resumed_service(config, store, clock) as service:
             clock.advance(timedelta(minutes=2))
             await service._dispatch()
             await _drain(service)

@@ -9,17 +9,16 @@ test moves, so dispatch happens only when the test says so.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import ssl
 import threading
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
-from test_service import HOLD_S, T0, FakeClock, _drain, _store
+from loopback_receivers import Receiver
+from scripted_server import until
+from test_service import HOLD_S, T0, FakeClock, _drain, _store, held_free, resumed_service
 from test_service import _config_urls as _config
 
 from monitor.config import Config
@@ -86,9 +85,8 @@ def test_a_crashing_endpoint_is_rescheduled_like_any_other(tmp_path: Path, demo_
     resolver = BrokenResolver("broken.test")
 
     async def scenario() -> None:
-        async with _prober(config, clock, resolver) as prober:
-            service = MonitorService(config, store, prober, clock=clock)
-            store.resume(clock(), config.probe.interval)
+        prober = _prober(config, clock, resolver)
+        async with resumed_service(config, store, clock, prober) as service:
             for _ in range(3):  # three intervals, each ticked 10 times at its end
                 clock.advance(config.probe.interval)
                 for _ in range(10):
@@ -121,11 +119,11 @@ def test_a_stop_while_a_render_and_a_dispatch_run_logs_no_traceback(
                 config, store, prober, clock=lambda: datetime.now(UTC), render=render
             )
             await service.start()
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + HOLD_S
-            while not (rendering.is_set() and service._in_flight):
-                assert loop.time() < deadline, "no render and probe in flight together"
-                await asyncio.sleep(0.01)
+            await until(
+                lambda: rendering.is_set() and bool(service.dispatcher.in_flight),
+                "render and probe in flight together",
+                HOLD_S,
+            )
             # The render is still held when the stop's 0.5 s are up: its job is cancelled
             # while its thread runs, whatever the machine's load. The thread then ends on
             # its own.
@@ -139,68 +137,33 @@ def test_a_stop_while_a_render_and_a_dispatch_run_logs_no_traceback(
     assert "CancelledError" not in caplog.text
 
 
-class _Tarpit(ThreadingHTTPServer):
-    """A host whose every answer waits until `release` (a slow host with many listings)."""
-
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _TarpitHandler)
-        self.release = threading.Event()
-        self.lock = threading.Lock()
-        self.requests = 0
-
-
-class _TarpitHandler(BaseHTTPRequestHandler):
-    server: _Tarpit
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        with self.server.lock:
-            self.server.requests += 1
-        self.server.release.wait(HOLD_S)
-        with contextlib.suppress(OSError):
-            self.send_response(402)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-
 def test_a_slow_host_with_many_listings_never_starves_the_others(
     tmp_path: Path, demo_url: str
 ) -> None:
     # Unfixed: the due queue handed every in-flight slot to the tarpit's endpoints, which then
     # queued for its one host slot, and the healthy endpoints waited for all of them.
-    tarpit = _Tarpit()
-    threading.Thread(target=tarpit.serve_forever, args=(0.05,), daemon=True).start()
-    slow = [f"http://localhost:{tarpit.server_address[1]}/held?n={n}" for n in range(30)]
-    healthy = [demo_url + f"/v1/valid?n={n}" for n in range(3)]
-    config = _config(slow + healthy, concurrency=2, per_host=1, timeout="60s")
-    store = _store(tmp_path, config)
-    clock = FakeClock(T0)
+    with Receiver(held_free) as tarpit:  # every answer held until `release`
+        slow = [f"http://localhost:{tarpit.port}/held?n={n}" for n in range(30)]
+        healthy = [demo_url + f"/v1/valid?n={n}" for n in range(3)]
+        config = _config(slow + healthy, concurrency=2, per_host=1, timeout="60s")
+        store = _store(tmp_path, config)
+        clock = FakeClock(T0)
 
-    async def scenario() -> None:
-        async with Prober(config.probe, clock=clock) as prober:
-            service = MonitorService(config, store, prober, clock=clock)
-            store.resume(clock(), config.probe.interval)
-            clock.advance(config.probe.interval)  # everything due at once
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + HOLD_S
-            while store.count_checks() < len(healthy):  # a dispatch tick a (fake) second
-                assert loop.time() < deadline, "the healthy endpoints were never checked"
-                await service._dispatch()
-                await asyncio.sleep(0.05)
-                clock.advance(timedelta(seconds=1))
-            assert tarpit.requests == 1  # one slot for the slow host, the others for the rest
-            tarpit.release.set()
-            await service.stop(timedelta(seconds=HOLD_S))
+        async def scenario() -> None:
+            async with resumed_service(config, store, clock) as service:
+                clock.advance(config.probe.interval)  # everything due at once
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + HOLD_S
+                while store.count_checks() < len(healthy):  # a dispatch tick a (fake) second
+                    assert loop.time() < deadline, "the healthy endpoints were never checked"
+                    await service._dispatch()
+                    await asyncio.sleep(0.05)
+                    clock.advance(timedelta(seconds=1))
+                # One slot for the slow host, the others for the rest.
+                assert len(tarpit.received()) == 1
+                tarpit.release.set()
+                await service.stop(timedelta(seconds=HOLD_S))
 
-    try:
         asyncio.run(asyncio.wait_for(scenario(), 2 * HOLD_S))
-    finally:
-        tarpit.release.set()
-        tarpit.shutdown()
-        tarpit.server_close()
     checked = {e.spec.url for e in store.endpoints() if e.state.last_checked_at is not None}
     assert set(healthy) <= checked

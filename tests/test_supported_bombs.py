@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -11,22 +10,13 @@ from hostile_http import (
     BOMBS,
     LIMIT,
     Body,
-    RawServer,
     Route,
+    Serve,
     assert_bounded,
-    raw_servers,
     watched,
 )
 
 from monitor.discovery import FacilitatorClient, SupportedResult
-
-Serve = Callable[[dict[str, Route]], RawServer]
-
-
-@pytest.fixture
-def serve() -> Iterator[Serve]:
-    with raw_servers() as start:
-        yield start
 
 
 def _clock() -> datetime:
